@@ -1,0 +1,1 @@
+"""PromptCoT problem synthesis on Ray."""

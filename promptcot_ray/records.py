@@ -1,0 +1,121 @@
+"""Row schemas, column names, reason codes and content-derived ids.
+
+Every row the system writes carries lineage (id, parent ids, stage, model, prompt version,
+seed, sample index, creation time) so any accepted problem can be traced back to the
+combination, model and prompt that made it. Column names and reason codes live here, as
+constants, so jobs, tests and reports agree on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+# --- lineage columns (on every row the system writes) -----------------------------------
+ID = "id"
+PARENT_IDS = "parent_ids"
+STAGE = "stage"
+MODEL = "model"
+PROMPT_VERSION = "prompt_version"
+SEED = "seed"
+SAMPLE_INDEX = "sample_index"
+CREATED_AT = "created_at"
+LINEAGE_COLUMNS = (ID, PARENT_IDS, STAGE, MODEL, PROMPT_VERSION, SEED, SAMPLE_INDEX, CREATED_AT)
+
+# --- outcome columns (on every row a fallible stage writes) -----------------------------
+STATUS = "status"  # one of STATUS_OK / STATUS_FILTERED / STATUS_ERROR
+REASON = "reason"  # a stable reason code below; None when status is ok
+ERROR = "error"  # "Type: message", truncated; None unless status is error
+STATUS_OK = "ok"
+STATUS_FILTERED = "filtered"
+STATUS_ERROR = "error"
+MAX_ERROR_CHARS = 500
+
+# --- stage names (the `stage` column and ledger keys) -----------------------------------
+STAGE_COMBINATIONS = "combinations"
+STAGE_GENERATE = "generate"
+STAGE_JUDGE = "judge"
+STAGE_VERDICT = "verdict"
+
+# --- reason codes: each says exactly what happened --------------------------------------
+# combination sampling
+REASON_DUPLICATE_COMBINATION = "duplicate_combination"
+# generation and draft parsing
+REASON_GENERATION_ERROR = "generation_error"  # the engine failed on this row
+REASON_GENERATION_TRUNCATED = "generation_truncated"  # hit max_tokens before closing tags
+REASON_DRAFT_EMPTY = "draft_empty"
+REASON_DRAFT_MISSING_RATIONALE = "draft_missing_rationale"
+REASON_DRAFT_MISSING_PROBLEM = "draft_missing_problem"
+REASON_DRAFT_MISSING_BOTH = "draft_missing_rationale_and_problem"
+# judging
+REASON_JUDGE_ERROR = "judge_error"  # the judge engine failed on this row
+REASON_JUDGE_EMPTY = "judge_empty"
+REASON_JUDGE_UNPARSEABLE = "judge_unparseable"  # neither a verdict line nor five ratings
+REASON_JUDGE_CONTRADICTORY = "judge_contradictory"  # verdict line disagrees with ratings
+REASON_JUDGED_ACCEPTABLE = "judged_acceptable"  # a judge said acceptable (only_perfect mode)
+REASON_JUDGED_BAD = "judged_bad"
+# concept extraction and rationale writing (seed-problem stages)
+REASON_CONCEPTS_EMPTY = "concepts_empty"  # the extraction reply was empty
+REASON_CONCEPTS_TOO_FEW = "concepts_too_few"  # fewer usable concepts than asked for
+REASON_RATIONALE_EMPTY = "rationale_empty"  # the rationale reply was empty
+REASON_RATIONALE_MISSING = "rationale_missing"  # no complete, non-empty rationale block
+
+# --- the method's vocabulary --------------------------------------------------------------
+LEVELS = ("AMC12", "HMMT-Nov", "HMMT-Feb", "AIME", "USAJMO", "USAMO", "USOJMO", "USOMO")
+CRITERIA = (
+    "format",
+    "factual_accuracy",
+    "difficulty_alignment",
+    "concept_coverage",
+    "solvability",
+)
+RATINGS = ("perfect", "acceptable", "bad")
+VERDICTS = ("perfect", "acceptable", "bad")
+
+ID_HEX_CHARS = 20  # 80 bits: collisions are negligible at billions of rows
+
+
+def make_id(kind: str, *parts: Any) -> str:
+    """Return a stable id for a row made from `parts` (anything JSON-serialisable).
+
+    The same inputs give the same id on any machine and in any process, which is what lets
+    a resumed job skip finished rows and lets readers drop duplicates.
+    """
+    payload = json.dumps([kind, *parts], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
+
+
+def now_iso() -> str:
+    """UTC timestamp for the `created_at` column."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def format_error(exc: BaseException | str) -> str:
+    """`Type: message`, truncated, for the `error` column."""
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    return text[:MAX_ERROR_CHARS]
+
+
+def lineage(
+    row_id: str,
+    parent_ids: Iterable[str],
+    stage: str,
+    model: str | None,
+    prompt_version: str | None,
+    seed: int | None,
+    sample_index: int | None,
+) -> dict[str, Any]:
+    """The lineage columns of one row, as a dict to merge into the row."""
+    return {
+        ID: row_id,
+        PARENT_IDS: list(parent_ids),
+        STAGE: stage,
+        MODEL: model,
+        PROMPT_VERSION: prompt_version,
+        SEED: seed,
+        SAMPLE_INDEX: sample_index,
+        CREATED_AT: now_iso(),
+    }

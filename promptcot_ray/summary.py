@@ -1,0 +1,55 @@
+"""The end-of-job summary a person reads: counts by stage and reason, and where outputs are."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from promptcot_ray import records as R
+from promptcot_ray.synthesis.job import RunSummary
+
+
+def synthesis_table(summary: RunSummary) -> Table:
+    c = summary.counts
+    table = Table(title=f"synthesize: {summary.run_dir}/{summary.round_dir}", show_lines=False)
+    table.add_column("stage")
+    table.add_column("outcome")
+    table.add_column("rows", justify="right")
+    table.add_column("share", justify="right")
+
+    def add(stage: str, outcome: str, n: int) -> None:
+        share = f"{100 * n / c.combinations:.1f}%" if c.combinations else "-"
+        table.add_row(stage, outcome, str(n), share)
+
+    add("combinations", "sampled", c.combinations)
+    dups = c.rejected.get(R.REASON_DUPLICATE_COMBINATION, 0)
+    if dups:
+        add("combinations", f"rejected: {R.REASON_DUPLICATE_COMBINATION}", dups)
+    add("generate", "drafts written", c.drafts)
+    for reason, n in sorted(c.generate_rejected.items()):
+        add("generate", f"rejected: {reason}", n)
+    add("generate", "parsed (rationale + problem)", c.parsed)
+    for judge, reasons in sorted(c.judge_rejected.items()):
+        for reason, n in sorted(reasons.items()):
+            add(f"judge {judge}", f"rejected: {reason}", n)
+    add("verdict", "ACCEPTED", c.accepted)
+    return table
+
+
+def print_synthesis_summary(summary: RunSummary, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(synthesis_table(summary))
+    c = summary.counts
+    rejected = sum(c.rejected.values())
+    console.print(
+        f"{c.accepted} accepted + {rejected} rejected = {c.accepted + rejected} of "
+        f"{c.combinations} combinations in {summary.seconds:.0f} s"
+        + (f" ({summary.resumed_rows} done by an earlier run)" if summary.resumed_rows else "")
+    )
+    if c.combinations and c.accepted == 0 and c.parsed == 0:
+        console.print(
+            "[yellow]No draft parsed: expected with the random tiny model (it writes "
+            "gibberish). Point generator.model at a trained generator for real output.[/]"
+        )
+    for name, uri in summary.outputs.items():
+        console.print(f"  {name:<11} {uri}")

@@ -1,0 +1,1 @@
+"""The synthesize job: concept combinations -> generator -> parse -> judges -> verdict."""

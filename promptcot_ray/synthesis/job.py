@@ -1,0 +1,258 @@
+"""`synthesize`: combinations -> generator -> parse -> judges -> verdict, resumable.
+
+One lazy Ray Data pipeline streams pending combinations through the generator and every
+judge and writes id-keyed result files. A re-run skips combinations whose results exist, so
+a killed job finishes with the same ids as one that never stopped. Ray must already be
+connected (the CLI does that); this module never starts or stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from promptcot_ray import records as R
+from promptcot_ray.config import SynthesizeConfig, config_hash, config_to_yaml
+from promptcot_ray.ledger import StageRecord, append_records
+from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis import combinations as combos_mod
+from promptcot_ray.synthesis.outputs import RoundCounts, finalize, results_schema
+from promptcot_ray.synthesis.pool_source import resolve_pool
+
+logger = logging.getLogger(__name__)
+
+JOB = "synthesize"
+HELPER_CPUS = 0.2
+
+
+class JobFailed(RuntimeError):
+    """The job ran but its outcome is not acceptable (e.g. too many engine errors)."""
+
+
+@dataclass
+class RunSummary:
+    """What a finished synthesize round produced and where it lies."""
+
+    run_dir: str
+    round_dir: str
+    counts: RoundCounts
+    seconds: float
+    resumed_rows: int = 0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def round_dir_of(cfg: SynthesizeConfig) -> str:
+    return f"synthesis/round-{cfg.round}"
+
+
+def freeze_config(run: RunDir, cfg: SynthesizeConfig, round_dir: str) -> None:
+    """Save the resolved config in the round folder and as this job's entry in config.yaml."""
+    import yaml
+
+    run.write_text(f"{round_dir}/config.yaml", config_to_yaml(cfg))
+    merged = yaml.safe_load(run.read_text("config.yaml")) if run.exists("config.yaml") else {}
+    merged = merged or {}
+    merged[f"{JOB}/round-{cfg.round}"] = yaml.safe_load(config_to_yaml(cfg))
+    run.write_text("config.yaml", yaml.safe_dump(merged, sort_keys=False))
+
+
+def ensure_combinations(run: RunDir, round_dir: str, cfg: SynthesizeConfig, pool) -> pa.Table:
+    """Sample the round's combinations once; later runs read them back (and check the config)."""
+    rel = f"{round_dir}/combinations"
+    key = config_hash(cfg.combinations) + ":" + pool.version
+    if run.is_complete(rel):
+        stored = run.read_json(f"{rel}/_SUCCESS.json").get("key")
+        if stored != key:
+            raise JobFailed(
+                f"{run.uri_of(rel)} was sampled with another combinations config or pool; "
+                "use a new storage.run_dir or round, or restore the original settings"
+            )
+        return run.read_table(rel)
+    ids, levels = combos_mod.sample_arrays(pool, cfg.combinations)
+    table = combos_mod.combinations_table(pool, cfg.combinations, ids, levels)
+    run.write_table(f"{rel}/part-00000.parquet", table)
+    run.mark_complete(rel, {"key": key, "rows": table.num_rows})
+    return table
+
+
+def pending_combinations(run: RunDir, round_dir: str, combos: pa.Table) -> tuple[pa.Table, int]:
+    """Non-duplicate combinations with no result yet, renamed for the pipeline; and done count."""
+    done = run.read_table(f"{round_dir}/results", columns=["combination_id"])
+    done_ids = pa.array([] if done is None else done.column(0).to_pylist(), pa.string())
+    todo = combos.filter(
+        pc.and_(
+            pc.equal(combos[R.STATUS], R.STATUS_OK),
+            pc.invert(pc.is_in(combos[R.ID], value_set=done_ids)),
+        )
+    )
+    table = pa.table(
+        {
+            "combination_id": todo[R.ID],
+            "combination_index": todo["combination_index"],
+            "concepts": todo["concepts"],
+            "level": todo["level"],
+            "pool_version": todo["pool_version"],
+            "sampler_seed": todo[R.SEED],
+        }
+    )
+    return table, len(set(done_ids.to_pylist()))
+
+
+def build_pipeline(pending: pa.Table, cfg: SynthesizeConfig, block_rows: int):
+    """The lazy dataset: generator -> settle -> (judge -> settle) x judges -> decide."""
+    import ray
+
+    from promptcot_ray.llm.engine import build_processor
+    from promptcot_ray.synthesis import stages as S
+
+    blocks = [pending.slice(i, block_rows) for i in range(0, pending.num_rows, block_rows)]
+    ds = ray.data.from_arrow(blocks)
+    gen = cfg.generator
+    ds = build_processor(gen, S.BuildGenerationRequest(gen), S.CollectDraft(gen.max_tokens))(ds)
+    return add_judges(ds.map(S.SettleDraft(), num_cpus=HELPER_CPUS), cfg)
+
+
+def add_judges(ds, cfg: SynthesizeConfig):
+    """Chain every judge's processor onto a dataset of settled drafts, then decide."""
+    from promptcot_ray.llm.engine import build_processor
+    from promptcot_ray.synthesis import stages as S
+    from promptcot_ray.synthesis.verdict import DecideVerdict
+
+    carry = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
+    for index, judge in enumerate(cfg.judges):
+        pre, post = S.BuildJudgeRequest(index, judge.llm), S.CollectJudgement(index, carry)
+        ds = build_processor(judge.llm, pre, post)(ds)
+        ds = ds.map(S.SettleJudgement(index, carry), num_cpus=HELPER_CPUS)
+        carry = carry + tuple(S.judge_column(index, f) for f in S.JUDGE_FIELDS)
+    names = tuple(j.name for j in cfg.judges)
+    return ds.map(DecideVerdict(names, cfg.acceptance), num_cpus=HELPER_CPUS)
+
+
+def build_judges_only(drafts: pa.Table, cfg: SynthesizeConfig):
+    """Judge already-written drafts (rows with the combination and draft columns)."""
+    import ray
+
+    return add_judges(ray.data.from_arrow(drafts), cfg)
+
+
+def ledger_records(cfg: SynthesizeConfig, counts: RoundCounts, seconds: float) -> list[StageRecord]:
+    """One ledger line per stage; each reconciles rows_in = rows_out + rejections."""
+    from promptcot_ray.prompts import generator as gp
+    from promptcot_ray.prompts import judge as jp
+
+    extra = {"round": cfg.round}
+    dups = counts.rejected.get(R.REASON_DUPLICATE_COMBINATION, 0)
+    recs = [
+        StageRecord(
+            JOB,
+            R.STAGE_COMBINATIONS,
+            counts.combinations,
+            counts.combinations - dups,
+            {R.REASON_DUPLICATE_COMBINATION: dups} if dups else {},
+            extra=extra,
+        ),
+        StageRecord(
+            JOB,
+            R.STAGE_GENERATE,
+            counts.drafts,
+            counts.parsed,
+            dict(counts.generate_rejected),
+            counts.tokens["generate_in"],
+            counts.tokens["generate_out"],
+            seconds,
+            cfg.generator.model,
+            gp.VERSION,
+            {**extra, "seconds_scope": "whole streaming pipeline (generate + judge)"},
+        ),
+    ]
+    rows_in = counts.parsed
+    for judge in cfg.judges:
+        rejected = dict(counts.judge_rejected.get(judge.name, {}))
+        recs.append(
+            StageRecord(
+                JOB,
+                f"{R.STAGE_JUDGE}:{judge.name}",
+                rows_in,
+                rows_in - sum(rejected.values()),
+                rejected,
+                counts.tokens[f"judge_{judge.name}_in"],
+                counts.tokens[f"judge_{judge.name}_out"],
+                seconds,
+                judge.llm.model,
+                jp.VERSION,
+                {**extra, "verdicts": dict(counts.judge_verdicts.get(judge.name, {}))},
+            )
+        )
+        rows_in -= sum(rejected.values())
+    recs.append(
+        StageRecord(
+            JOB,
+            "total",
+            counts.combinations,
+            counts.accepted,
+            dict(counts.rejected),
+            seconds=seconds,
+            extra=extra,
+        )
+    )
+    return recs
+
+
+def run(cfg: SynthesizeConfig) -> RunSummary:
+    """Run (or resume) one synthesis round into the run directory; Ray must be connected."""
+    started = time.time()
+    run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
+    run_dir.preflight()
+    round_dir = round_dir_of(cfg)
+    freeze_config(run_dir, cfg, round_dir)
+    pool = resolve_pool(cfg.pool, cfg.storage, run_dir)
+    combos = ensure_combinations(run_dir, round_dir, cfg, pool)
+    pending, done = pending_combinations(run_dir, round_dir, combos)
+    logger.info(
+        "round %d: %d combinations, %d already done, %d to generate",
+        cfg.round,
+        combos.num_rows,
+        done,
+        pending.num_rows,
+    )
+    if pending.num_rows:
+        from promptcot_ray.sinks import IdKeyedParquetSink
+
+        sink = IdKeyedParquetSink(
+            run_dir, f"{round_dir}/results", results_schema(len(cfg.judges)), "combination_id"
+        )
+        build_pipeline(pending, cfg, cfg.checkpoint_rows).write_datasink(
+            sink, ray_remote_args={"num_cpus": HELPER_CPUS}
+        )
+    counts = finalize(run_dir, round_dir, cfg.judges, cfg.round, combos)
+    seconds = time.time() - started
+    records = ledger_records(cfg, counts, seconds)
+    append_records(run_dir, records)
+    run_dir.write_json(f"{round_dir}/stats.json", {r.stage: r.__dict__ for r in records})
+    run_dir.mark_complete(round_dir, {"config": config_hash(cfg), "accepted": counts.accepted})
+    summary = RunSummary(
+        run_dir.uri,
+        round_dir,
+        counts,
+        seconds,
+        done,
+        {
+            name: run_dir.uri_of(round_dir, name)
+            for name in ("accepted", "rejected", "drafts", "judgements")
+        },
+    )
+    _check_errors(cfg, counts)
+    return summary
+
+
+def _check_errors(cfg: SynthesizeConfig, counts: RoundCounts) -> None:
+    engine_rows = counts.drafts + counts.parsed * len(cfg.judges)
+    if engine_rows and counts.errors / engine_rows > cfg.max_error_fraction:
+        raise JobFailed(
+            f"{counts.errors} of {engine_rows} engine calls failed (more than "
+            f"max_error_fraction={cfg.max_error_fraction}); see the error column in rejected/"
+        )

@@ -1,0 +1,101 @@
+"""Find the concept pool a synthesize run draws from, and keep it in the run directory.
+
+The pool is either the one the concepts job wrote (`pool.source: run`) or built here from a
+concept-list file (the project's own small file for the local default, or the user's). A
+built pool is written to the run directory so the run is self-contained and its version is
+recorded; a run directory that already holds a different pool is an error, not a silent swap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+
+import pyarrow.parquet as pq
+
+from promptcot_ray.concepts.pool import (
+    ConceptPool,
+    build_pool,
+    default_concept_lists_path,
+    hashed_embedding,
+    pool_from_tables,
+    pool_to_tables,
+)
+from promptcot_ray.config import ConfigError, PoolConfig, StorageConfig
+from promptcot_ray.storage import RunDir
+
+logger = logging.getLogger(__name__)
+
+POOL_DIR = "concepts/pool"
+
+
+def write_pool(run: RunDir, pool: ConceptPool) -> None:
+    """Write the pool's tables, then its completion marker (with the version)."""
+    for name, table in pool_to_tables(pool).items():
+        run.write_table(f"{POOL_DIR}/{name}.parquet", table)
+    run.mark_complete(POOL_DIR, {"version": pool.version, "concepts": len(pool.concepts)})
+
+
+def read_pool(run: RunDir) -> ConceptPool:
+    """Read a complete pool from the run directory."""
+    names = [
+        posixpath.basename(f)[: -len(".parquet")] for f in run.list_files(POOL_DIR, ".parquet")
+    ]
+    tables = {
+        n: pq.read_table(run.path(f"{POOL_DIR}/{n}.parquet"), filesystem=run.fs) for n in names
+    }
+    return pool_from_tables(tables)
+
+
+def read_concept_lists(uri: str, storage: StorageConfig) -> list[list[str]]:
+    """Concept lists from a JSONL file (local or s3://) with a `concepts` list per line."""
+    parent = RunDir(posixpath.dirname(uri) or ".", storage)
+    name = posixpath.basename(uri)
+    if not parent.exists(name):
+        raise ConfigError(f"pool.source: concept-list file not found: {uri}")
+    lists = []
+    for number, line in enumerate(parent.read_text(name).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            concepts = json.loads(line)["concepts"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f'{uri} line {number}: expected {{"concepts": [...]}}: {exc}'
+            ) from None
+        lists.append([str(c) for c in concepts])
+    return lists
+
+
+def _embedder(cfg: PoolConfig):  # -> Callable[[list[str]], np.ndarray]
+    if cfg.embedding == "hashed":
+        return hashed_embedding
+    from promptcot_ray.llm.embedding import sentence_transformer_embedder
+
+    return sentence_transformer_embedder(cfg.embedding_model)
+
+
+def resolve_pool(cfg: PoolConfig, storage: StorageConfig, run: RunDir) -> ConceptPool:
+    """The pool for this run: read it, or build it from a list file and store it."""
+    if cfg.source == "run":
+        if not run.is_complete(POOL_DIR):
+            raise ConfigError(
+                f"pool.source=run but {run.uri_of(POOL_DIR)} has no complete pool: run the "
+                "concepts job first, or set pool.source=builtin (or a concept-list file)"
+            )
+        return read_pool(run)
+    uri = str(default_concept_lists_path()) if cfg.source == "builtin" else cfg.source
+    pool = build_pool(read_concept_lists(uri, storage), _embedder(cfg))
+    if run.is_complete(POOL_DIR):
+        stored = run.read_json(f"{POOL_DIR}/_SUCCESS.json").get("version")
+        if stored != pool.version:
+            raise ConfigError(
+                f"{run.uri_of(POOL_DIR)} holds pool version {stored}, but pool.source="
+                f"{cfg.source!r} builds version {pool.version}: use a new storage.run_dir, or "
+                "pool.source=run to keep the stored pool"
+            )
+        return pool
+    write_pool(run, pool)
+    logger.info("built pool %s: %d concepts from %s", pool.version, len(pool.concepts), uri)
+    return pool

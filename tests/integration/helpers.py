@@ -1,0 +1,63 @@
+"""Helpers shared by integration tests: configs derived from the shipped local default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from promptcot_ray.config import SynthesizeConfig, load_config
+from promptcot_ray.storage import RunDir
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_CONFIG = REPO / "jobs" / "configs" / "local.yaml"
+
+# Small enough for 2 cores, large enough to span several result files.
+TEST_OVERRIDES = [
+    "combinations.num_combinations=24",
+    "checkpoint_rows=4",
+    "generator.max_tokens=48",
+    "judges.0.llm.max_tokens=16",
+    "judges.1.llm.max_tokens=16",
+]
+
+
+def synth_config(model: Path, run_dir: str, *extra: str) -> SynthesizeConfig:
+    """The shipped local.yaml with the test model, a test run dir and small sizes."""
+    overrides = [
+        f"storage.run_dir={run_dir}",
+        f"generator.model={model}",
+        f"judges.0.llm.model={model}",
+        f"judges.1.llm.model={model}",
+        *TEST_OVERRIDES,
+        *extra,
+    ]
+    return load_config(SynthesizeConfig, LOCAL_CONFIG, overrides)
+
+
+def cli_overrides(model: Path, run_dir: str) -> list[str]:
+    """The same settings as `synth_config`, as CLI --set arguments."""
+    sets = [
+        f"storage.run_dir={run_dir}",
+        f"generator.model={model}",
+        f"judges.0.llm.model={model}",
+        f"judges.1.llm.model={model}",
+        *TEST_OVERRIDES,
+    ]
+    return [arg for s in sets for arg in ("--set", s)]
+
+
+def read_round(run_dir: str, name: str, round_index: int = 0) -> pa.Table:
+    table = RunDir(run_dir).read_table(f"synthesis/round-{round_index}/{name}")
+    assert table is not None, f"no {name} table in {run_dir}"
+    return table
+
+
+def outcome_ids(run_dir: str) -> list[str]:
+    """Combination ids of every accepted and rejected row (one per combination)."""
+    ids = []
+    for name in ("accepted", "rejected"):
+        table = RunDir(run_dir).read_table(f"synthesis/round-0/{name}")
+        if table is not None:
+            ids += table.column("combination_id").to_pylist()
+    return ids

@@ -1,0 +1,56 @@
+"""Local run directories: relative paths, atomic writes, listing, markers, ledger lines."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+import pytest
+
+from promptcot_ray.ledger import StageRecord, append_records, read_ledger
+from promptcot_ray.storage import RunDir, StorageError
+
+
+def test_write_read_list(tmp_path):
+    run = RunDir(str(tmp_path / "run"))
+    run.write_json("a/b/c.json", {"x": 1})
+    run.write_table("t/part-1.parquet", pa.table({"id": ["a", "b"]}))
+    run.write_table("t/part-2.parquet", pa.table({"id": ["c"]}))
+    assert run.read_json("a/b/c.json") == {"x": 1}
+    assert run.list_files("t", ".parquet") == ["t/part-1.parquet", "t/part-2.parquet"]
+    assert run.read_table("t").column("id").to_pylist() == ["a", "b", "c"]
+    assert run.read_table("missing") is None
+    assert not [f for f in os.listdir(tmp_path / "run" / "t") if f.startswith("_tmp")]
+
+
+def test_completion_marker(tmp_path):
+    run = RunDir(str(tmp_path))
+    assert not run.is_complete("stage")
+    run.mark_complete("stage", {"rows": 3})
+    assert run.is_complete("stage")
+    assert run.read_json("stage/_SUCCESS.json") == {"rows": 3}
+
+
+def test_ledger_append_and_reconcile(tmp_path):
+    run = RunDir(str(tmp_path))
+    good = StageRecord("synthesize", "generate", 10, 7, {"draft_empty": 3})
+    bad = StageRecord("synthesize", "judge", 10, 7, {"judge_unparseable": 2})
+    append_records(run, [good])
+    append_records(run, [bad])
+    lines = read_ledger(run)
+    assert [x["stage"] for x in lines] == ["generate", "judge"]
+    assert good.reconciles() and not bad.reconciles()
+
+
+def test_preflight_on_unwritable_local_dir(tmp_path):
+    target = tmp_path / "file-not-dir"
+    target.write_text("x")
+    with pytest.raises(StorageError, match="cannot write"):
+        RunDir(str(target / "run")).preflight()
+
+
+def test_unsupported_scheme():
+    with pytest.raises(StorageError, match="only local paths and s3://"):
+        RunDir("gs://bucket/x")
+    with pytest.raises(StorageError, match="s3://bucket/prefix"):
+        RunDir("s3:///nobucket")
