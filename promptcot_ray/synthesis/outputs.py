@@ -291,7 +291,7 @@ def finalize(
     seen: set[str] = set()
     for rel in run.list_files(f"{round_dir}/results", ".parquet"):
         out: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTPUT_TABLES}
-        for r in run.read_table(rel).to_pylist():
+        for r in run.read_parquet_file(rel).to_pylist():
             if r["combination_id"] in seen:
                 continue  # exactly-once: a row written twice counts once
             seen.add(r["combination_id"])

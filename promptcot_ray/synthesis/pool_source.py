@@ -8,7 +8,6 @@ recorded; a run directory that already holds a different pool is an error, not a
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 
@@ -19,6 +18,7 @@ from promptcot_ray.concepts.pool import (
     build_pool,
     default_concept_lists_path,
     hashed_embedding,
+    parse_concept_lists,
     pool_from_tables,
     pool_to_tables,
 )
@@ -54,18 +54,10 @@ def read_concept_lists(uri: str, storage: StorageConfig) -> list[list[str]]:
     name = posixpath.basename(uri)
     if not parent.exists(name):
         raise ConfigError(f"pool.source: concept-list file not found: {uri}")
-    lists = []
-    for number, line in enumerate(parent.read_text(name).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            concepts = json.loads(line)["concepts"]
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(
-                f'{uri} line {number}: expected {{"concepts": [...]}}: {exc}'
-            ) from None
-        lists.append([str(c) for c in concepts])
-    return lists
+    try:
+        return parse_concept_lists(parent.read_text(name).splitlines(), uri)
+    except ValueError as exc:
+        raise ConfigError(f"pool.source: {exc}") from None
 
 
 def _embedder(cfg: PoolConfig):  # -> Callable[[list[str]], np.ndarray]
