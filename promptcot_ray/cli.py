@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from promptcot_ray.config import ConfigError, SynthesizeConfig, load_config
+from promptcot_ray.config import ConfigError, load_config
 
 app = typer.Typer(
     help="PromptCoT problem synthesis on Ray: concept combinations -> vLLM generator -> "
@@ -21,7 +21,11 @@ app = typer.Typer(
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML job config (see jobs/configs/). Omit for defaults."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML job config (see jobs/configs/; `show-config JOB` prints the resolved one).",
+    ),
 ]
 SetOption = Annotated[
     list[str] | None,
@@ -48,6 +52,32 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _run_job(job: str, config: Path | None, overrides: list[str] | None, verbose: bool):
+    """Load the job's config, connect to Ray, run it; known failures exit 2 with a message."""
+    import importlib
+
+    from promptcot_ray.config import JOB_CONFIGS
+    from promptcot_ray.ray_runtime import connected
+    from promptcot_ray.storage import StorageError
+
+    _setup_logging(verbose)
+    module = importlib.import_module(JOB_MODULES[job])
+    expected = (ConfigError, StorageError, *getattr(module, "EXPECTED_ERRORS", ()))
+    try:
+        cfg = load_config(JOB_CONFIGS[job], config, overrides or [])
+        with connected(cfg.ray):
+            return module.run(cfg)
+    except expected as exc:
+        _fail(str(exc))
+
+
+JOB_MODULES = {
+    "synthesize": "promptcot_ray.synthesis.job",
+    "concepts": "promptcot_ray.concepts.job",
+    "rationales": "promptcot_ray.rationales.job",
+}
+
+
 @app.command()
 def synthesize(
     config: ConfigOption = None,
@@ -57,22 +87,45 @@ def synthesize(
     """Sample concept combinations, generate problems, judge them, keep the perfect ones.
 
     Writes drafts, judgements, accepted and rejected rows (each with a reason) under
-    <run_dir>/synthesis/round-<k>/ and one ledger line per stage. Re-running the same command
-    resumes: finished combinations are not generated again.
+    <run_dir>/synthesis/round-<k>/ and one ledger line per stage. Re-running the same
+    command resumes: finished combinations are not generated again.
     """
-    from promptcot_ray.ray_runtime import connected
-    from promptcot_ray.storage import StorageError
     from promptcot_ray.summary import print_synthesis_summary
-    from promptcot_ray.synthesis.job import JobFailed, run
 
-    _setup_logging(verbose)
-    try:
-        cfg = load_config(SynthesizeConfig, config, set_ or [])
-        with connected(cfg.ray):
-            summary = run(cfg)
-    except (ConfigError, StorageError, JobFailed) as exc:
-        _fail(str(exc))
-    print_synthesis_summary(summary)
+    print_synthesis_summary(_run_job("synthesize", config, set_, verbose))
+
+
+@app.command()
+def concepts(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Extract k foundational concepts per seed problem and build the concept pool.
+
+    Reads seeds (JSONL, Parquet or a Hugging Face dataset), writes concepts/seeds,
+    concepts/extracted (one row per seed, with a reason when rejected) and
+    concepts/pool (embeddings, frequencies, co-occurrence), which synthesize samples from.
+    """
+    from promptcot_ray.summary import print_concepts_summary
+
+    print_concepts_summary(_run_job("concepts", config, set_, verbose))
+
+
+@app.command()
+def rationales(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Write each seed's design rationale and the generator's SFT rows.
+
+    Needs the concepts job's output. Writes rationales/data (prompt = the generator
+    prompt, completion = tagged rationale + problem) and rationales/rejects.
+    """
+    from promptcot_ray.summary import print_rationales_summary
+
+    print_rationales_summary(_run_job("rationales", config, set_, verbose))
 
 
 @app.command("make-tiny-model")
@@ -81,15 +134,29 @@ def make_tiny_model(
     hidden_size: Annotated[int, typer.Option(help="Hidden size of the random Llama.")] = 128,
     layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
     seed: Annotated[int, typer.Option(help="Weight initialisation seed.")] = 0,
+    teach_formats: Annotated[
+        int,
+        typer.Option(
+            help="Train this many steps on the project's reply formats (concept lists, "
+            "rationale/problem tags, judge ratings) so replies parse; 0 keeps it random.",
+        ),
+    ] = 0,
 ) -> None:
     """Build a tiny random Llama + BPE tokenizer + chat template offline (for demos and tests).
 
-    It loads in vLLM and transformers exactly like a real model, but writes gibberish.
+    It loads in vLLM and transformers exactly like a real model. Random, it writes
+    gibberish; with --teach-formats it answers in the project's formats (content still
+    meaningless), so every job stage has parseable replies to work with.
     """
     from promptcot_ray.llm.tiny_model import build_tiny_model
 
     _setup_logging(False)
     path = build_tiny_model(out, hidden_size=hidden_size, num_layers=layers, seed=seed)
+    if teach_formats:
+        from promptcot_ray.llm.format_tuning import teach_formats as teach
+
+        loss = teach(path, steps=teach_formats, seed=seed)
+        typer.echo(f"taught reply formats for {teach_formats} steps (final loss {loss:.3f})")
     typer.echo(f"tiny model written to {path}")
 
 

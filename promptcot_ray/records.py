@@ -39,6 +39,10 @@ STAGE_COMBINATIONS = "combinations"
 STAGE_GENERATE = "generate"
 STAGE_JUDGE = "judge"
 STAGE_VERDICT = "verdict"
+STAGE_SEEDS = "seeds"
+STAGE_EXTRACT = "extract_concepts"
+STAGE_POOL = "pool"
+STAGE_RATIONALE = "rationale"
 
 # --- reason codes: each says exactly what happened --------------------------------------
 # combination sampling
@@ -50,6 +54,15 @@ REASON_DRAFT_EMPTY = "draft_empty"
 REASON_DRAFT_MISSING_RATIONALE = "draft_missing_rationale"
 REASON_DRAFT_MISSING_PROBLEM = "draft_missing_problem"
 REASON_DRAFT_MISSING_BOTH = "draft_missing_rationale_and_problem"
+# seeds and concept extraction
+REASON_SEED_EMPTY = "seed_empty_problem"
+REASON_SEED_DUPLICATE = "seed_duplicate"
+REASON_SEED_MALFORMED = "seed_malformed_row"
+REASON_EXTRACTION_ERROR = "extraction_error"
+# rationales
+REASON_RATIONALE_ERROR = "rationale_error"
+REASON_RATIONALE_RESTATES_PROBLEM = "rationale_restates_problem"
+REASON_RATIONALE_NO_LEVEL = "rationale_no_level"
 # judging
 REASON_JUDGE_ERROR = "judge_error"  # the judge engine failed on this row
 REASON_JUDGE_EMPTY = "judge_empty"

@@ -212,7 +212,7 @@ class RunDir:
     # -- preflight ---------------------------------------------------------------------
     def preflight(self) -> None:
         """Write and delete a probe object, so a bad endpoint fails before any engine starts."""
-        probe = f"_preflight/{uuid.uuid4().hex}"
+        probe = f"_preflight.{uuid.uuid4().hex}"
         if not self.is_s3:
             try:
                 self.write_text(probe, "ok")

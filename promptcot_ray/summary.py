@@ -53,3 +53,29 @@ def print_synthesis_summary(summary: RunSummary, console: Console | None = None)
         )
     for name, uri in summary.outputs.items():
         console.print(f"  {name:<11} {uri}")
+
+
+def _reasons(console: Console, rejected: dict[str, int]) -> None:
+    for reason, n in sorted(rejected.items(), key=lambda kv: -kv[1]):
+        console.print(f"  rejected: {reason:<36} {n}")
+
+
+def print_concepts_summary(summary, console: Console | None = None) -> None:  # ConceptsSummary
+    console = console or Console()
+    console.print(
+        f"concepts: {summary.seeds_kept} of {summary.seeds_in} seeds kept, "
+        f"{summary.extracted_ok} concept lists parsed, pool of {summary.pool_concepts} "
+        f"concepts (version {summary.pool_version}) in {summary.seconds:.0f} s"
+    )
+    _reasons(console, summary.rejected)
+    console.print(f"  pool       {summary.run_dir}/concepts/pool")
+
+
+def print_rationales_summary(summary, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(
+        f"rationales: {summary.kept} generator SFT rows from {summary.inputs} seeds "
+        f"in {summary.seconds:.0f} s"
+    )
+    _reasons(console, summary.rejected)
+    console.print(f"  data       {summary.run_dir}/rationales/data")

@@ -90,3 +90,21 @@ def s3_env(s3_server, monkeypatch):
     bucket = f"bucket-{int(time.time() * 1000)}"
     client.create_bucket(Bucket=bucket)
     return {"endpoint": s3_server, "bucket": bucket, "client": client}
+
+
+@pytest.fixture(scope="session")
+def format_model_path() -> Path:
+    """The tiny model taught the reply formats (~1-2 min once; cached across sessions), so
+    concept lists, drafts, rationales and verdicts parse and every stage has work to do."""
+    from promptcot_ray.llm.format_tuning import format_examples, teach_formats
+    from promptcot_ray.llm.tiny_model import build_tiny_model
+    from promptcot_ray.records import make_id
+
+    key = make_id("format-model", 150, format_examples(8))  # prompts changed -> rebuild
+    path = CACHE / "test-format-llama"
+    marker = path / "FORMATS_TAUGHT"
+    if not marker.exists() or marker.read_text().strip() != key:
+        build_tiny_model(path)
+        teach_formats(path, steps=150)
+        marker.write_text(key + "\n")
+    return path

@@ -87,6 +87,7 @@ def build_processor(
         engine_kwargs=_vllm_engine_kwargs(cfg),
         runtime_env={"env_vars": engine_env(cfg)},
         batch_size=cfg.batch_size,
+        max_concurrent_batches=cfg.max_concurrent_batches,
         concurrency=cfg.replicas,
         placement_group_config={"bundles": [bundle] * cfg.tensor_parallel_size},
         should_continue_on_error=True,

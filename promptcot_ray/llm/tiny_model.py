@@ -37,12 +37,13 @@ def _training_corpus() -> list[str]:
     corpus += [
         "<!-- BEGIN RATIONALE --> <!-- END RATIONALE -->",
         "<!-- BEGIN PROBLEM --> <!-- END PROBLEM -->",
-        "Format: Perfect Acceptable Bad. Factual accuracy. Difficulty alignment. Concept "
-        "coverage. Solvability. Verdict: perfect acceptable bad",
-        "Let n be a positive integer. Find the number of ordered pairs (a, b) of real numbers "
-        "such that a^2 + b^2 = n. Prove that the triangle ABC is isosceles. Compute the sum.",
         "0123456789 + - * / = ( ) [ ] { } \\frac \\sqrt \\boxed <think> </think>",
     ]
+    # The prompts and replies the project sends and expects, so they tokenize compactly.
+    from promptcot_ray.llm.format_tuning import format_examples
+
+    for messages, reply in format_examples(16):
+        corpus += [m["content"] for m in messages] + [reply]
     return corpus
 
 

@@ -18,6 +18,8 @@ import pyarrow.compute as pc
 from promptcot_ray import records as R
 from promptcot_ray.config import SynthesizeConfig, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
+from promptcot_ray.llm_stage import HELPER_CPUS, dataset_from_table, write_rows
+from promptcot_ray.resume import without_written
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import combinations as combos_mod
 from promptcot_ray.synthesis.outputs import RoundCounts, finalize, results_schema
@@ -26,7 +28,6 @@ from promptcot_ray.synthesis.pool_source import resolve_pool
 logger = logging.getLogger(__name__)
 
 JOB = "synthesize"
-HELPER_CPUS = 0.2
 
 
 class JobFailed(RuntimeError):
@@ -81,14 +82,8 @@ def ensure_combinations(run: RunDir, round_dir: str, cfg: SynthesizeConfig, pool
 
 def pending_combinations(run: RunDir, round_dir: str, combos: pa.Table) -> tuple[pa.Table, int]:
     """Non-duplicate combinations with no result yet, renamed for the pipeline; and done count."""
-    done = run.read_table(f"{round_dir}/results", columns=["combination_id"])
-    done_ids = pa.array([] if done is None else done.column(0).to_pylist(), pa.string())
-    todo = combos.filter(
-        pc.and_(
-            pc.equal(combos[R.STATUS], R.STATUS_OK),
-            pc.invert(pc.is_in(combos[R.ID], value_set=done_ids)),
-        )
-    )
+    fresh = combos.filter(pc.equal(combos[R.STATUS], R.STATUS_OK))
+    todo, done = without_written(fresh, R.ID, run, f"{round_dir}/results", "combination_id")
     table = pa.table(
         {
             "combination_id": todo[R.ID],
@@ -99,18 +94,15 @@ def pending_combinations(run: RunDir, round_dir: str, combos: pa.Table) -> tuple
             "sampler_seed": todo[R.SEED],
         }
     )
-    return table, len(set(done_ids.to_pylist()))
+    return table, done
 
 
 def build_pipeline(pending: pa.Table, cfg: SynthesizeConfig, block_rows: int):
     """The lazy dataset: generator -> settle -> (judge -> settle) x judges -> decide."""
-    import ray
-
     from promptcot_ray.llm.engine import build_processor
     from promptcot_ray.synthesis import stages as S
 
-    blocks = [pending.slice(i, block_rows) for i in range(0, pending.num_rows, block_rows)]
-    ds = ray.data.from_arrow(blocks)
+    ds = dataset_from_table(pending, block_rows)
     gen = cfg.generator
     ds = build_processor(gen, S.BuildGenerationRequest(gen), S.CollectDraft(gen.max_tokens))(ds)
     return add_judges(ds.map(S.SettleDraft(), num_cpus=HELPER_CPUS), cfg)
@@ -134,9 +126,7 @@ def add_judges(ds, cfg: SynthesizeConfig):
 
 def build_judges_only(drafts: pa.Table, cfg: SynthesizeConfig):
     """Judge already-written drafts (rows with the combination and draft columns)."""
-    import ray
-
-    return add_judges(ray.data.from_arrow(drafts), cfg)
+    return add_judges(dataset_from_table(drafts, max(1, drafts.num_rows)), cfg)
 
 
 def ledger_records(cfg: SynthesizeConfig, counts: RoundCounts, seconds: float) -> list[StageRecord]:
@@ -220,14 +210,9 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
         pending.num_rows,
     )
     if pending.num_rows:
-        from promptcot_ray.sinks import IdKeyedParquetSink
-
-        sink = IdKeyedParquetSink(
-            run_dir, f"{round_dir}/results", results_schema(len(cfg.judges)), "combination_id"
-        )
-        build_pipeline(pending, cfg, cfg.checkpoint_rows).write_datasink(
-            sink, ray_remote_args={"num_cpus": HELPER_CPUS}
-        )
+        ds = build_pipeline(pending, cfg, cfg.checkpoint_rows)
+        schema = results_schema(len(cfg.judges))
+        write_rows(ds, run_dir, f"{round_dir}/results", schema, "combination_id")
     counts = finalize(run_dir, round_dir, cfg.judges, cfg.round, combos)
     seconds = time.time() - started
     records = ledger_records(cfg, counts, seconds)
@@ -256,3 +241,6 @@ def _check_errors(cfg: SynthesizeConfig, counts: RoundCounts) -> None:
             f"{counts.errors} of {engine_rows} engine calls failed (more than "
             f"max_error_fraction={cfg.max_error_fraction}); see the error column in rejected/"
         )
+
+
+EXPECTED_ERRORS = (JobFailed,)

