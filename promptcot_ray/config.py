@@ -37,7 +37,8 @@ class StorageConfig(_Frozen):
         "usual AWS chain (env, profile, IRSA), never from this file.",
     )
     s3_region: str | None = Field(
-        None, description="S3 region. Default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."
+        None,
+        description="S3 region. Default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.",
     )
 
 
@@ -76,7 +77,9 @@ class LLMConfig(_Frozen):
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per replica (vllm).")
     batch_size: int = Field(32, ge=1, description="Rows per batch sent to one replica.")
     max_concurrent_batches: int = Field(
-        8, ge=1, description="Batches in flight per replica (overlaps batches' tail latency)."
+        8,
+        ge=1,
+        description="Batches in flight per replica (overlaps batches' tail latency).",
     )
     max_model_len: int = Field(4096, ge=64, description="Context length: prompt + output.")
     max_num_seqs: int = Field(64, ge=1, description="Sequences vLLM runs concurrently.")
@@ -99,7 +102,8 @@ class LLMConfig(_Frozen):
     )
     env_vars: dict[str, str] = Field(
         default_factory=dict,
-        description="Environment for the engine actors, e.g. VLLM_CPU_KVCACHE_SPACE=1.",
+        description="Environment for the engine actors, e.g. VLLM_CPU_KVCACHE_SPACE=1. Saved "
+        "with the config: never put secrets here (use api_key_env or the cluster's secrets).",
     )
     base_url: str | None = Field(None, description="'openai' engine: the endpoint base URL.")
     api_key_env: str | None = Field(
@@ -135,7 +139,9 @@ class CombinationConfig(_Frozen):
     seed: int = Field(0, description="Sampler seed; combination i depends only on (seed, i).")
     levels: tuple[str, ...] = Field(LEVELS, description="Difficulty levels, drawn uniformly.")
     shard_size: int = Field(
-        4096, ge=1, description="Combinations per Ray sampling task (any value: same result)."
+        4096,
+        ge=1,
+        description="Combinations per Ray sampling task (any value: same result).",
     )
 
     @model_validator(mode="after")
@@ -209,7 +215,8 @@ class SeedSource(_Frozen):
     """Where seed problems come from: a file (local or s3://) or a Hugging Face dataset."""
 
     path: str | None = Field(
-        None, description="JSONL or Parquet file (or folder of Parquet files), local or s3://."
+        None,
+        description="JSONL or Parquet file (or folder of Parquet files), local or s3://.",
     )
     hf_dataset: str | None = Field(None, description="Hugging Face dataset name (needs network).")
     hf_split: str = Field("train", description="Split of the Hugging Face dataset.")
@@ -232,10 +239,12 @@ class PoolBuildConfig(_Frozen):
     """How extracted concepts become the sampler's pool."""
 
     embedding: Literal["sentence-transformers", "hashed"] = Field(
-        "sentence-transformers", description="Concept embedding method (see PoolConfig)."
+        "sentence-transformers",
+        description="Concept embedding method (see PoolConfig).",
     )
     embedding_model: str | None = Field(
-        None, description="sentence-transformers name or path; None = offline all-MiniLM-L6-v2."
+        None,
+        description="sentence-transformers name or path; None = offline all-MiniLM-L6-v2.",
     )
     merge_threshold: float | None = Field(
         None,
@@ -256,7 +265,9 @@ class ConceptsConfig(_Frozen):
     extractor: LLMConfig
     k: int = Field(5, ge=1, le=20, description="Concepts asked for per seed problem (method: 5).")
     min_concepts: int = Field(
-        3, ge=1, description="Fewer parsed concepts than this rejects the reply (counted)."
+        3,
+        ge=1,
+        description="Fewer parsed concepts than this rejects the reply (counted).",
     )
     max_concept_chars: int = Field(200, ge=10, description="Longer list items are dropped.")
     pool: PoolBuildConfig = PoolBuildConfig()
@@ -284,8 +295,25 @@ class RationalesConfig(_Frozen):
         description="Reject a rationale when this share of the problem's word 5-grams appear "
         "in it: it restates the problem instead of explaining how to arrive at it.",
     )
+    best_of_n: int = Field(
+        1,
+        ge=1,
+        description="Rationales sampled per seed. Above 1, each is scored by log p(rationale | "
+        "concepts, level) + log p(problem | concepts, level, rationale) under `scorer` and the "
+        "best is kept (PromptCoT 2.0's selection step). 1 = off.",
+    )
+    scorer: LLMConfig | None = Field(
+        None,
+        description="The generator model that scores candidates (needed when best_of_n > 1).",
+    )
     checkpoint_rows: int = Field(64, ge=1, description="Rows per result file (resume unit).")
     max_error_fraction: float = Field(0.5, ge=0.0, le=1.0, description="See synthesize.")
+
+    @model_validator(mode="after")
+    def _check_scorer(self) -> RationalesConfig:
+        if self.best_of_n > 1 and self.scorer is None:
+            raise ValueError(f"best_of_n={self.best_of_n} needs a scorer model (scorer.model)")
+        return self
 
 
 JOB_CONFIGS: dict[str, type[BaseModel]] = {

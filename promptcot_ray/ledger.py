@@ -6,6 +6,7 @@ synthesize job checks that it reconciles (inputs = outputs + rejections by reaso
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,14 +36,20 @@ class StageRecord:
         return self.rows_in == self.rows_out + sum(self.rejected.values())
 
 
-def append_records(run: RunDir, records: list[StageRecord]) -> None:
-    """Append records in one write (the ledger is read-modify-written on S3)."""
-    text = run.read_text(LEDGER_FILE) if run.exists(LEDGER_FILE) else ""
-    import json
+def _key(line: dict[str, Any]) -> tuple:
+    return line["job"], line["stage"], (line.get("extra") or {}).get("round")
 
-    stamp = now_iso()
-    for rec in records:
-        text += json.dumps({"time": stamp, **asdict(rec)}, sort_keys=True, default=str) + "\n"
+
+def append_records(run: RunDir, records: list[StageRecord]) -> None:
+    """Record stages in one write; a re-run replaces its earlier lines for the same stages.
+
+    The ledger is read-modify-written (S3 objects cannot be appended to), so each
+    (job, stage, round) keeps exactly one line: the latest run's totals, never a double count.
+    """
+    new = [{"time": now_iso(), **asdict(rec)} for rec in records]
+    replaced = {_key(line) for line in new}
+    kept = [line for line in run.iter_jsonl(LEDGER_FILE) if _key(line) not in replaced]
+    text = "".join(json.dumps(x, sort_keys=True, default=str) + "\n" for x in kept + new)
     run.write_text(LEDGER_FILE, text)
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
 # --- lineage columns (on every row the system writes) -----------------------------------
 ID = "id"
 PARENT_IDS = "parent_ids"
@@ -23,7 +25,16 @@ PROMPT_VERSION = "prompt_version"
 SEED = "seed"
 SAMPLE_INDEX = "sample_index"
 CREATED_AT = "created_at"
-LINEAGE_COLUMNS = (ID, PARENT_IDS, STAGE, MODEL, PROMPT_VERSION, SEED, SAMPLE_INDEX, CREATED_AT)
+LINEAGE_COLUMNS = (
+    ID,
+    PARENT_IDS,
+    STAGE,
+    MODEL,
+    PROMPT_VERSION,
+    SEED,
+    SAMPLE_INDEX,
+    CREATED_AT,
+)
 
 # --- outcome columns (on every row a fallible stage writes) -----------------------------
 STATUS = "status"  # one of STATUS_OK / STATUS_FILTERED / STATUS_ERROR
@@ -63,6 +74,8 @@ REASON_EXTRACTION_ERROR = "extraction_error"
 REASON_RATIONALE_ERROR = "rationale_error"
 REASON_RATIONALE_RESTATES_PROBLEM = "rationale_restates_problem"
 REASON_RATIONALE_NO_LEVEL = "rationale_no_level"
+REASON_RATIONALE_SCORE_ERROR = "rationale_score_error"
+REASON_RATIONALE_NOT_BEST = "rationale_not_best"  # best-of-n kept a higher-scoring one
 # judging
 REASON_JUDGE_ERROR = "judge_error"  # the judge engine failed on this row
 REASON_JUDGE_EMPTY = "judge_empty"
@@ -87,6 +100,23 @@ CRITERIA = (
 )
 RATINGS = ("perfect", "acceptable", "bad")
 VERDICTS = ("perfect", "acceptable", "bad")
+
+# Arrow types of the lineage and outcome columns, shared by every output schema.
+LINEAGE_FIELDS = [
+    pa.field(ID, pa.string()),
+    pa.field(PARENT_IDS, pa.list_(pa.string())),
+    pa.field(STAGE, pa.string()),
+    pa.field(MODEL, pa.string()),
+    pa.field(PROMPT_VERSION, pa.string()),
+    pa.field(SEED, pa.int64()),
+    pa.field(SAMPLE_INDEX, pa.int64()),
+    pa.field(CREATED_AT, pa.string()),
+]
+OUTCOME_FIELDS = [
+    pa.field(STATUS, pa.string()),
+    pa.field(REASON, pa.string()),
+    pa.field(ERROR, pa.string()),
+]
 
 ID_HEX_CHARS = 20  # 80 bits: collisions are negligible at billions of rows
 

@@ -1,25 +1,49 @@
-"""Resume: find which input rows a stage has already written, so a re-run skips them."""
+"""Resume: find which input rows a stage has finished, so a re-run skips them.
+
+A row whose engine call failed (`status == error`) is not finished: a re-run tries it again,
+and readers keep the successful copy (`prefer_finished`). Other outcomes, including counted
+rejections, are final.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from promptcot_ray.records import STATUS, STATUS_ERROR
 from promptcot_ray.storage import RunDir
 
 
 def written_ids(run: RunDir, rel_dir: str, id_column: str) -> pa.Array:
-    """Distinct ids present in the Parquet files under `rel_dir` (empty if none)."""
-    done = run.read_table(rel_dir, columns=[id_column])
+    """Distinct ids under `rel_dir` with an outcome other than an engine error."""
+    done = run.read_table(rel_dir, columns=[id_column, STATUS])
     if done is None:
         return pa.array([], pa.string())
-    return pc.unique(done.column(0).combine_chunks())
+    finished = done.filter(pc.not_equal(done[STATUS], STATUS_ERROR))
+    return pc.unique(finished.column(id_column).combine_chunks())
 
 
 def without_written(
-    table: pa.Table, input_id_column: str, run: RunDir, rel_dir: str, output_id_column: str
+    table: pa.Table,
+    input_id_column: str,
+    run: RunDir,
+    rel_dir: str,
+    output_id_column: str,
 ) -> tuple[pa.Table, int]:
-    """Rows of `table` whose id has no output yet, and how many outputs already exist."""
+    """Rows of `table` with no finished output yet, and how many outputs are finished."""
     done = written_ids(run, rel_dir, output_id_column)
     todo = table.filter(pc.invert(pc.is_in(table[input_id_column], value_set=done)))
     return todo, len(done)
+
+
+def prefer_finished(rows: Iterable[dict[str, Any]], id_column: str) -> list[dict[str, Any]]:
+    """One row per id: the first non-error copy, else the first copy (exactly-once reads)."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        held = chosen.get(row[id_column])
+        if held is None or (held[STATUS] == STATUS_ERROR and row[STATUS] != STATUS_ERROR):
+            chosen[row[id_column]] = row
+    return list(chosen.values())

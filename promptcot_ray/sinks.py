@@ -34,7 +34,12 @@ class IdKeyedParquetSink(Datasink[int]):
     """Write each block to `<rel_dir>/part-<hash of its ids>.parquet` under a run directory."""
 
     def __init__(self, run: RunDir, rel_dir: str, schema: pa.Schema, id_column: str) -> None:
-        self.run, self.rel_dir, self.schema, self.id_column = run, rel_dir, schema, id_column
+        self.run, self.rel_dir, self.schema, self.id_column = (
+            run,
+            rel_dir,
+            schema,
+            id_column,
+        )
 
     def write(self, blocks: Iterable[Block], ctx: Any) -> int:
         written = 0

@@ -44,7 +44,8 @@ def print_synthesis_summary(summary: RunSummary, console: Console | None = None)
     console.print(
         f"{c.accepted} accepted + {rejected} rejected = {c.accepted + rejected} of "
         f"{c.combinations} combinations in {summary.seconds:.0f} s"
-        + (f" ({summary.resumed_rows} done by an earlier run)" if summary.resumed_rows else "")
+        + (f" ({summary.resumed_rows} done by an earlier run)" if summary.resumed_rows else ""),
+        soft_wrap=True,  # one line in logs, whatever the terminal width
     )
     if c.combinations and c.accepted == 0 and c.parsed == 0:
         console.print(

@@ -35,12 +35,18 @@ def tiny_model_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
+def ray_cluster(aws_test_env):
     """One local Ray for all in-process integration tests (8 logical CPUs on 2 cores, so
-    engine actors, helper stages and read/write tasks can all be scheduled)."""
+    engine actors, helper stages and read/write tasks can all be scheduled). Its workers get
+    the test S3 credentials: they read and write run directories on the moto server."""
     import ray
 
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=8,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": aws_test_env},
+    )
     yield
     ray.shutdown()
 
@@ -77,15 +83,34 @@ def s3_server():
     proc.wait(timeout=10)
 
 
+TEST_SECRET = "testing-secret-value-xyz"
+
+
+@pytest.fixture(scope="session")
+def aws_test_env(s3_server):
+    """Throwaway credentials and the moto endpoint, in this process's environment for the
+    whole session (Ray workers inherit them through the cluster's runtime_env)."""
+    env = {
+        "AWS_ENDPOINT_URL": s3_server,
+        "AWS_ACCESS_KEY_ID": "testing-key-id",
+        "AWS_SECRET_ACCESS_KEY": TEST_SECRET,
+        "AWS_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture
-def s3_env(s3_server, monkeypatch):
-    """Point the AWS chain at the moto server with throwaway credentials; make a bucket."""
+def s3_env(s3_server, aws_test_env):
+    """A fresh bucket on the moto server."""
     import boto3
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key-id")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-value-xyz")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
     client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
     bucket = f"bucket-{int(time.time() * 1000)}"
     client.create_bucket(Bucket=bucket)

@@ -15,14 +15,7 @@ from promptcot_ray.synthesis.stages import derive_seed
 
 EXTRACTED_SCHEMA = pa.schema(
     [
-        (R.ID, pa.string()),
-        (R.PARENT_IDS, pa.list_(pa.string())),
-        (R.STAGE, pa.string()),
-        (R.MODEL, pa.string()),
-        (R.PROMPT_VERSION, pa.string()),
-        (R.SEED, pa.int64()),
-        (R.SAMPLE_INDEX, pa.int64()),
-        (R.CREATED_AT, pa.string()),
+        *R.LINEAGE_FIELDS,
         ("seed_id", pa.string()),
         ("problem", pa.string()),
         ("concepts", pa.list_(pa.string())),
@@ -31,9 +24,7 @@ EXTRACTED_SCHEMA = pa.schema(
         ("text", pa.string()),
         ("tokens_in", pa.int64()),
         ("tokens_out", pa.int64()),
-        (R.STATUS, pa.string()),
-        (R.REASON, pa.string()),
-        (R.ERROR, pa.string()),
+        *R.OUTCOME_FIELDS,
     ]
 )
 
@@ -47,7 +38,12 @@ class BuildConceptRequest:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         seed = derive_seed(self.llm.seed, row["seed_id"])
         extraction_id = R.make_id(
-            "extraction", row["seed_id"], self.llm.model, concept_prompt.VERSION, seed, self.k
+            "extraction",
+            row["seed_id"],
+            self.llm.model,
+            concept_prompt.VERSION,
+            seed,
+            self.k,
         )
         return {
             **R.lineage(
@@ -68,7 +64,7 @@ class BuildConceptRequest:
 
 
 def _base(row: dict[str, Any]) -> dict[str, Any]:
-    keep = [f.name for f in EXTRACTED_SCHEMA][:10]  # lineage + seed_id + problem
+    keep = [*R.LINEAGE_COLUMNS, "seed_id", "problem"]
     return {k: row.get(k) for k in keep}
 
 

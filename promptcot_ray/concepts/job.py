@@ -25,10 +25,15 @@ from promptcot_ray.concepts.extract import (
 )
 from promptcot_ray.concepts.seeds import prepare_seeds, read_seed_rows
 from promptcot_ray.concepts.store import POOL_DIR, write_pool
-from promptcot_ray.config import ConceptsConfig, PoolBuildConfig, config_hash
+from promptcot_ray.config import (
+    ConceptsConfig,
+    ConfigError,
+    PoolBuildConfig,
+    config_hash,
+)
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import run_llm_stage
-from promptcot_ray.resume import without_written
+from promptcot_ray.resume import prefer_finished, without_written
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
@@ -40,6 +45,20 @@ EXTRACTED_DIR = "concepts/extracted"
 
 class NoConceptsError(RuntimeError):
     """No seed yielded a parseable concept list, so there is no pool to build."""
+
+
+class TooManyErrors(RuntimeError):
+    """More engine calls failed than max_error_fraction allows."""
+
+
+def check_error_fraction(rows: pa.Table, limit: float, what: str) -> None:
+    """Fail the job when the share of `status == error` rows exceeds `limit`."""
+    errors = pc.sum(pc.equal(rows[R.STATUS], R.STATUS_ERROR)).as_py() or 0
+    if rows.num_rows and errors / rows.num_rows > limit:
+        raise TooManyErrors(
+            f"{errors} of {rows.num_rows} {what} calls failed (max_error_fraction={limit}); "
+            "see the error column. Failed rows are retried when the job is run again."
+        )
 
 
 @dataclass
@@ -57,11 +76,17 @@ class ConceptsSummary:
 
 def ensure_seeds(run: RunDir, cfg: ConceptsConfig) -> pa.Table:
     """Read and prepare seeds once; later runs read the stored table back."""
+    key = config_hash(cfg.seeds)
     if run.is_complete(SEEDS_DIR):
+        if run.read_json(f"{SEEDS_DIR}/_SUCCESS.json").get("config") != key:
+            raise ConfigError(
+                f"{run.uri_of(SEEDS_DIR)} was made from other seeds settings; use a new "
+                "storage.run_dir, or restore the original seeds section"
+            )
         return run.read_table(SEEDS_DIR)
     table = prepare_seeds(read_seed_rows(cfg.seeds, cfg.storage), cfg.seeds)
     run.write_table(f"{SEEDS_DIR}/part-00000.parquet", table)
-    run.mark_complete(SEEDS_DIR, {"rows": table.num_rows, "config": config_hash(cfg.seeds)})
+    run.mark_complete(SEEDS_DIR, {"rows": table.num_rows, "config": key})
     return table
 
 
@@ -70,11 +95,7 @@ def read_extracted(run: RunDir) -> pa.Table:
     table = run.read_table(EXTRACTED_DIR)
     if table is None:
         return EXTRACTED_SCHEMA.empty_table()
-    rows, seen = [], set()
-    for row in table.to_pylist():
-        if row["seed_id"] not in seen:
-            seen.add(row["seed_id"])
-            rows.append(row)
+    rows = prefer_finished(table.to_pylist(), "seed_id")
     return pa.Table.from_pylist(rows, schema=EXTRACTED_SCHEMA)
 
 
@@ -97,19 +118,22 @@ def build_concept_pool(lists: list[list[str]], cfg: PoolBuildConfig):  # -> Conc
 
 
 def _ledger(cfg: ConceptsConfig, seeds: pa.Table, extracted: pa.Table, pool, secs: float):
+    """Ledger lines; inputs are counted from the input side so a lost row shows up."""
+    from promptcot_ray.prompts import concepts as concept_prompt
+
     seed_rejects = Counter(r for r in seeds[R.REASON].to_pylist() if r)
     kept = seeds.num_rows - sum(seed_rejects.values())
     rows = extracted.to_pylist()
     extract_rejects = Counter(r[R.REASON] for r in rows if r[R.STATUS] != R.STATUS_OK)
-    from promptcot_ray.prompts import concepts as concept_prompt
-
+    ok = len(rows) - sum(extract_rejects.values())
+    pool_extra = {"concepts": len(pool.concepts), "version": pool.version} if pool else {}
     return [
         StageRecord(JOB, R.STAGE_SEEDS, seeds.num_rows, kept, dict(seed_rejects)),
         StageRecord(
             JOB,
             R.STAGE_EXTRACT,
-            len(rows),
-            len(rows) - sum(extract_rejects.values()),
+            kept,
+            ok,
             dict(extract_rejects),
             sum(r["tokens_in"] for r in rows),
             sum(r["tokens_out"] for r in rows),
@@ -117,17 +141,7 @@ def _ledger(cfg: ConceptsConfig, seeds: pa.Table, extracted: pa.Table, pool, sec
             cfg.extractor.model,
             concept_prompt.VERSION,
         ),
-        StageRecord(
-            JOB,
-            R.STAGE_POOL,
-            len(rows) - sum(extract_rejects.values()),
-            len(rows) - sum(extract_rejects.values()),
-            {},
-            extra={
-                "concepts": len(pool.concepts) if pool else 0,
-                "version": pool.version if pool else None,
-            },
-        ),
+        StageRecord(JOB, R.STAGE_POOL, ok, ok, {}, extra=pool_extra),
     ]
 
 
@@ -176,6 +190,7 @@ def run(cfg: ConceptsConfig) -> ConceptsSummary:
     pool = build_concept_pool(ok["concepts"].to_pylist(), cfg.pool) if ok.num_rows else None
     seconds = time.time() - started
     append_records(run_dir, _ledger(cfg, seeds, extracted, pool, seconds))
+    check_error_fraction(extracted, cfg.max_error_fraction, "extraction")
     summary = ConceptsSummary(
         run_dir.uri,
         seeds.num_rows,
@@ -195,9 +210,12 @@ def run(cfg: ConceptsConfig) -> ConceptsSummary:
         )
     write_pool(run_dir, pool)
     logger.info(
-        "pool %s: %d concepts -> %s", pool.version, len(pool.concepts), run_dir.uri_of(POOL_DIR)
+        "pool %s: %d concepts -> %s",
+        pool.version,
+        len(pool.concepts),
+        run_dir.uri_of(POOL_DIR),
     )
     return summary
 
 
-EXPECTED_ERRORS = (NoConceptsError,)
+EXPECTED_ERRORS = (NoConceptsError, TooManyErrors)

@@ -10,12 +10,19 @@ from promptcot_ray.storage import RunDir
 POOL_DIR = "concepts/pool"
 
 
-def write_pool(run: RunDir, pool: ConceptPool) -> None:
-    """Write the pool's tables, then its completion marker (with the version)."""
+def write_pool(run: RunDir, pool: ConceptPool, source: str | None = None) -> None:
+    """Write the pool's tables, then its completion marker (version and source)."""
     run.delete_dir(POOL_DIR)
     for name, table in pool_to_tables(pool).items():
         run.write_table(f"{POOL_DIR}/{name}.parquet", table)
-    run.mark_complete(POOL_DIR, {"version": pool.version, "concepts": len(pool.concepts)})
+    info = {"version": pool.version, "concepts": len(pool.concepts), "source": source}
+    run.mark_complete(POOL_DIR, info)
+
+
+def stored_pool_source(run: RunDir) -> str | None:
+    if not run.is_complete(POOL_DIR):
+        return None
+    return run.read_json(f"{POOL_DIR}/_SUCCESS.json").get("source")
 
 
 def read_pool(run: RunDir) -> ConceptPool:

@@ -24,7 +24,10 @@ def sentence_transformer_embedder(model: str | None = None, batch_size: int = 64
 
     def embed(texts: list[str]) -> np.ndarray:
         vectors = encoder.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
 

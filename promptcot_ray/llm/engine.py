@@ -126,7 +126,10 @@ class _FromChatResponse:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         response = row.pop("http_response", None) or {}
-        choices = response.get("choices") or [{}]
+        if not response.get("choices"):  # an error body (HTTP 4xx/5xx JSON): a counted error
+            error = response.get("error") or response or "empty response"
+            return {**row, INFERENCE_ERROR_COLUMN: f"HTTPError: {error}"[:500]}
+        choices = response["choices"]
         usage = response.get("usage") or {}
         row["generated_text"] = (choices[0].get("message") or {}).get("content") or ""
         row["num_input_tokens"] = int(usage.get("prompt_tokens") or 0)

@@ -38,7 +38,11 @@ TOY_RATIONALES = (
     "Pick a configuration where two of the concepts meet naturally, then choose numbers that "
     "make the answer an integer and check that no shortcut trivialises it.",
 )
-RATING_WEIGHTS = (6, 3, 1)  # perfect, acceptable, bad: judges mostly approve, not always
+RATING_WEIGHTS = (
+    6,
+    3,
+    1,
+)  # perfect, acceptable, bad: judges mostly approve, not always
 
 
 def _example(task: str, rng: random.Random, lists: list[list[str]]) -> tuple[list[dict], str]:
@@ -80,7 +84,11 @@ def _encode(tokenizer, messages: list[dict], reply: str) -> tuple[list[int], lis
 
 
 def teach_formats(
-    model_dir: str | Path, steps: int = 300, batch_size: int = 8, lr: float = 3e-3, seed: int = 0
+    model_dir: str | Path,
+    steps: int = 300,
+    batch_size: int = 8,
+    lr: float = 3e-3,
+    seed: int = 0,
 ) -> float:
     """Train the model in `model_dir` in place on format examples; return the final loss."""
     import torch

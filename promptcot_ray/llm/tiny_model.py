@@ -14,7 +14,12 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-SPECIAL_TOKENS = {"bos": "<|begin|>", "eos": "<|end|>", "pad": "<|pad|>", "unk": "<|unk|>"}
+SPECIAL_TOKENS = {
+    "bos": "<|begin|>",
+    "eos": "<|end|>",
+    "pad": "<|pad|>",
+    "unk": "<|unk|>",
+}
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
 # Role header, content, end token: the same shape as common instruct templates.
 CHAT_TEMPLATE = (

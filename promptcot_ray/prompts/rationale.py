@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from promptcot_ray.prompts.generator import RATIONALE_BEGIN, RATIONALE_END, check_level, numbered
+from promptcot_ray.prompts.generator import (
+    RATIONALE_BEGIN,
+    RATIONALE_END,
+    check_level,
+    numbered,
+)
 
 VERSION = "rationale-v1"
 

@@ -16,17 +16,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
-from promptcot_ray.concepts.job import EXTRACTED_DIR, read_extracted
+from promptcot_ray.concepts.job import (
+    EXTRACTED_DIR,
+    TooManyErrors,
+    check_error_fraction,
+    read_extracted,
+)
 from promptcot_ray.config import ConfigError, RationalesConfig, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
-from promptcot_ray.llm_stage import run_llm_stage
+from promptcot_ray.llm_stage import HELPER_CPUS, dataset_from_table, write_rows
 from promptcot_ray.rationales.stages import (
     RATIONALE_SCHEMA,
     BuildRationaleRequest,
     CollectRationale,
     SettleRationale,
 )
-from promptcot_ray.resume import without_written
+from promptcot_ray.resume import prefer_finished, without_written
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
@@ -66,6 +71,7 @@ def _no_level_rows(rows: pa.Table) -> list[dict]:
                 "concepts": r["concepts"],
                 "level": None,
                 "problem": r["problem"],
+                "candidate_key": f"{r['seed_id']}:0",
                 R.STATUS: R.STATUS_FILTERED,
                 R.REASON: R.REASON_RATIONALE_NO_LEVEL,
             }
@@ -82,21 +88,64 @@ def _inputs(run: RunDir) -> tuple[pa.Table, pa.Table]:
     return ok.filter(has_level), ok.filter(pc.invert(has_level))
 
 
-def finalize(run: RunDir) -> tuple[int, Counter[str]]:
+def keep_best(rows: list[dict]) -> None:
+    """Best-of-n: per seed keep the highest-scoring ok candidate (ties: smallest id)."""
+    best: dict[str, dict] = {}
+    for r in rows:
+        if r[R.STATUS] != R.STATUS_OK or r["score"] is None:
+            continue
+        held = best.get(r["seed_id"])
+        if held is None or (r["score"], held[R.ID]) > (held["score"], r[R.ID]):
+            best[r["seed_id"]] = r
+    for r in rows:
+        if r[R.STATUS] == R.STATUS_OK and best.get(r["seed_id"]) is not r:
+            r[R.STATUS], r[R.REASON] = R.STATUS_FILTERED, R.REASON_RATIONALE_NOT_BEST
+
+
+def expand_samples(inputs: pa.Table, n: int) -> pa.Table:
+    """n candidate rows per seed (sample_index 0..n-1), keyed for resume."""
+    parts = []
+    for i in range(n):
+        keys = pc.binary_join_element_wise(inputs["seed_id"], pa.scalar(str(i)), ":")
+        part = inputs.append_column("sample_index", pa.array([i] * inputs.num_rows, pa.int64()))
+        parts.append(part.append_column("candidate_key", keys))
+    return pa.concat_tables(parts)
+
+
+def build_pipeline(todo: pa.Table, cfg: RationalesConfig):
+    """writer -> parse -> settle [-> scorer -> settle] as one lazy dataset."""
+    from promptcot_ray.llm.engine import build_processor
+    from promptcot_ray.rationales import scoring
+
+    ds = build_processor(
+        cfg.writer,
+        BuildRationaleRequest(cfg.writer),
+        CollectRationale(cfg.max_problem_overlap),
+    )(dataset_from_table(todo, cfg.checkpoint_rows))
+    ds = ds.map(SettleRationale(), num_cpus=HELPER_CPUS)
+    if cfg.best_of_n == 1:
+        return ds
+    scorer = cfg.scorer.model_copy(update={"apply_chat_template": False, "tokenizer_stages": False})
+    carry = tuple(f.name for f in RATIONALE_SCHEMA if f.name not in scoring.SCORE_COLUMNS)
+    ds = build_processor(scorer, scoring.BuildScoreRequest(scorer), scoring.CollectScore(carry))(ds)
+    return ds.map(scoring.SettleScore(carry), num_cpus=HELPER_CPUS)
+
+
+def finalize(run: RunDir, best_of_n: int) -> tuple[int, Counter[str]]:
     """Split results into data (SFT rows) and rejects; dedupe ids; count reasons."""
     table = run.read_table(RESULTS_DIR)
-    rows, seen = [], set()
-    for row in [] if table is None else table.to_pylist():
-        if row[R.ID] not in seen:
-            seen.add(row[R.ID])
-            rows.append(row)
+    rows = prefer_finished([] if table is None else table.to_pylist(), "candidate_key")
+    run.delete_file("rationales/_SUCCESS.json")  # outputs are about to change
+    if best_of_n > 1:
+        keep_best(rows)
     ok = [r for r in rows if r[R.STATUS] == R.STATUS_OK]
     bad = [r for r in rows if r[R.STATUS] != R.STATUS_OK]
     for rel, part in ((DATA_DIR, ok), (REJECTS_DIR, bad)):
         run.delete_dir(rel)
         if part:
             run.write_table(
-                f"{rel}/part-00000.parquet", pa.Table.from_pylist(part, schema=RATIONALE_SCHEMA)
+                f"{rel}/part-00000.parquet",
+                pa.Table.from_pylist(part, schema=RATIONALE_SCHEMA),
             )
     return len(ok), Counter(r[R.REASON] for r in bad)
 
@@ -119,29 +168,19 @@ def run(cfg: RationalesConfig) -> RationalesSummary:
     inputs = with_level.rename_columns(
         ["extraction_id" if c == R.ID else c for c in with_level.column_names]
     ).select(["extraction_id", "seed_id", "concepts", "level", "problem"])
-    todo, done = without_written(inputs, "seed_id", run_dir, RESULTS_DIR, "seed_id")
+    inputs = expand_samples(inputs, cfg.best_of_n)
+    todo, done = without_written(inputs, "candidate_key", run_dir, RESULTS_DIR, "candidate_key")
     logger.info(
-        "%d seeds with concepts and level; %d done, %d to go", inputs.num_rows, done, todo.num_rows
+        "%d seeds with concepts and level; %d done, %d to go",
+        inputs.num_rows,
+        done,
+        todo.num_rows,
     )
     if todo.num_rows:
-        steps = (
-            BuildRationaleRequest(cfg.writer),
-            CollectRationale(cfg.max_problem_overlap),
-            SettleRationale(),
-        )
-        run_llm_stage(
-            todo,
-            cfg.writer,
-            steps,
-            run_dir,
-            RESULTS_DIR,
-            RATIONALE_SCHEMA,
-            R.ID,
-            cfg.checkpoint_rows,
-        )
-    kept, rejected = finalize(run_dir)
+        write_rows(build_pipeline(todo, cfg), run_dir, RESULTS_DIR, RATIONALE_SCHEMA, R.ID)
+    kept, rejected = finalize(run_dir, cfg.best_of_n)
     seconds = time.time() - started
-    total = kept + sum(rejected.values())
+    total = inputs.num_rows + no_level.num_rows  # candidates in: each must be kept or rejected
     results = run_dir.read_table(RESULTS_DIR, columns=["tokens_in", "tokens_out"])
     append_records(
         run_dir,
@@ -160,5 +199,10 @@ def run(cfg: RationalesConfig) -> RationalesSummary:
             )
         ],
     )
+    results = run_dir.read_table(RESULTS_DIR, columns=[R.STATUS])
+    check_error_fraction(results, cfg.max_error_fraction, "rationale")
     run_dir.mark_complete("rationales", {"rows": kept})
     return RationalesSummary(run_dir.uri, total, kept, rejected, seconds, done)
+
+
+EXPECTED_ERRORS = (TooManyErrors,)

@@ -25,18 +25,12 @@ NGRAM = 5
 
 RATIONALE_SCHEMA = pa.schema(
     [
-        (R.ID, pa.string()),
-        (R.PARENT_IDS, pa.list_(pa.string())),
-        (R.STAGE, pa.string()),
-        (R.MODEL, pa.string()),
-        (R.PROMPT_VERSION, pa.string()),
-        (R.SEED, pa.int64()),
-        (R.SAMPLE_INDEX, pa.int64()),
-        (R.CREATED_AT, pa.string()),
+        *R.LINEAGE_FIELDS,
         ("seed_id", pa.string()),
         ("concepts", pa.list_(pa.string())),
         ("level", pa.string()),
         ("problem", pa.string()),
+        ("candidate_key", pa.string()),  # seed_id:sample_index, the resume key
         ("rationale", pa.string()),
         ("prompt", pa.string()),  # JSON chat messages: the generator prompt
         ("prompt_version_generator", pa.string()),
@@ -44,12 +38,16 @@ RATIONALE_SCHEMA = pa.schema(
         ("text", pa.string()),
         ("tokens_in", pa.int64()),
         ("tokens_out", pa.int64()),
-        (R.STATUS, pa.string()),
-        (R.REASON, pa.string()),
-        (R.ERROR, pa.string()),
+        (
+            "score_rationale",
+            pa.float64(),
+        ),  # log p(rationale | concepts, level); best-of-n
+        ("score_problem", pa.float64()),  # log p(problem | concepts, level, rationale)
+        ("score", pa.float64()),
+        *R.OUTCOME_FIELDS,
     ]
 )
-_BASE = [f.name for f in RATIONALE_SCHEMA][:12]  # lineage + seed, concepts, level, problem
+_BASE = [*R.LINEAGE_COLUMNS, "seed_id", "concepts", "level", "problem", "candidate_key"]
 
 
 def problem_overlap(problem: str, rationale: str, n: int = NGRAM) -> float:
@@ -74,9 +72,15 @@ class BuildRationaleRequest:
         self.llm = llm
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        seed = derive_seed(self.llm.seed, row["extraction_id"])
+        sample = int(row.get("sample_index") or 0)
+        seed = derive_seed(self.llm.seed, f"{row['extraction_id']}:{sample}")
         rid = R.make_id(
-            "rationale", row["extraction_id"], self.llm.model, rationale_prompt.VERSION, seed
+            "rationale",
+            row["extraction_id"],
+            self.llm.model,
+            rationale_prompt.VERSION,
+            seed,
+            sample,
         )
         concepts = [str(c) for c in row["concepts"]]
         return {
@@ -87,12 +91,13 @@ class BuildRationaleRequest:
                 self.llm.model,
                 rationale_prompt.VERSION,
                 seed,
-                0,
+                sample,
             ),
             "seed_id": row["seed_id"],
             "concepts": concepts,
             "level": row["level"],
             "problem": row["problem"],
+            "candidate_key": row.get("candidate_key") or f"{row['seed_id']}:{sample}",
             "messages": rationale_prompt.build_rationale_messages(
                 row["problem"], concepts, row["level"]
             ),

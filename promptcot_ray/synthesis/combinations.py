@@ -14,7 +14,10 @@ import pyarrow as pa
 
 from promptcot_ray import records as R
 from promptcot_ray.concepts.pool import ConceptPool
-from promptcot_ray.concepts.sampler import find_duplicate_combinations, sample_combination_arrays
+from promptcot_ray.concepts.sampler import (
+    find_duplicate_combinations,
+    sample_combination_arrays,
+)
 from promptcot_ray.config import CombinationConfig
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,10 @@ def sample_arrays(pool: ConceptPool, cfg: CombinationConfig) -> tuple[np.ndarray
 
 
 def combinations_table(
-    pool: ConceptPool, cfg: CombinationConfig, concept_ids: np.ndarray, level_idx: np.ndarray
+    pool: ConceptPool,
+    cfg: CombinationConfig,
+    concept_ids: np.ndarray,
+    level_idx: np.ndarray,
 ) -> pa.Table:
     """One row per combination with its id, concepts, level, lineage and duplicate status."""
     duplicate = find_duplicate_combinations(concept_ids)
@@ -76,14 +82,7 @@ def combinations_table(
 
 COMBINATION_SCHEMA = pa.schema(
     [
-        (R.ID, pa.string()),
-        (R.PARENT_IDS, pa.list_(pa.string())),
-        (R.STAGE, pa.string()),
-        (R.MODEL, pa.string()),
-        (R.PROMPT_VERSION, pa.string()),
-        (R.SEED, pa.int64()),
-        (R.SAMPLE_INDEX, pa.int64()),
-        (R.CREATED_AT, pa.string()),
+        *R.LINEAGE_FIELDS,
         ("combination_index", pa.int64()),
         ("concept_ids", pa.list_(pa.int32())),
         ("concepts", pa.list_(pa.string())),

@@ -64,7 +64,8 @@ def freeze_config(run: RunDir, cfg: SynthesizeConfig, round_dir: str) -> None:
 def ensure_combinations(run: RunDir, round_dir: str, cfg: SynthesizeConfig, pool) -> pa.Table:
     """Sample the round's combinations once; later runs read them back (and check the config)."""
     rel = f"{round_dir}/combinations"
-    key = config_hash(cfg.combinations) + ":" + pool.version
+    # shard_size only splits the work; it does not change which combinations are made
+    key = config_hash(cfg.combinations.model_copy(update={"shard_size": 1})) + ":" + pool.version
     if run.is_complete(rel):
         stored = run.read_json(f"{rel}/_SUCCESS.json").get("key")
         if stored != key:
@@ -78,6 +79,23 @@ def ensure_combinations(run: RunDir, round_dir: str, cfg: SynthesizeConfig, pool
     run.write_table(f"{rel}/part-00000.parquet", table)
     run.mark_complete(rel, {"key": key, "rows": table.num_rows})
     return table
+
+
+def check_engine_settings(run: RunDir, round_dir: str, cfg: SynthesizeConfig) -> None:
+    """Refuse to mix results of different generator/judge settings in one round."""
+    rel = f"{round_dir}/results/_SETTINGS.json"
+    settings = {
+        "generator": cfg.generator,
+        "judges": cfg.judges,
+        "acceptance": cfg.acceptance,
+    }
+    key = R.make_id("engine-settings", {k: str(v) for k, v in settings.items()})
+    if run.exists(rel) and run.read_json(rel).get("key") != key:
+        raise JobFailed(
+            f"{run.uri_of(round_dir)} holds results made with other generator/judge settings; "
+            "use a new round or storage.run_dir, or restore the original settings"
+        )
+    run.write_json(rel, {"key": key})
 
 
 def pending_combinations(run: RunDir, round_dir: str, combos: pa.Table) -> tuple[pa.Table, int]:
@@ -116,7 +134,10 @@ def add_judges(ds, cfg: SynthesizeConfig):
 
     carry = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
     for index, judge in enumerate(cfg.judges):
-        pre, post = S.BuildJudgeRequest(index, judge.llm), S.CollectJudgement(index, carry)
+        pre, post = (
+            S.BuildJudgeRequest(index, judge.llm),
+            S.CollectJudgement(index, carry),
+        )
         ds = build_processor(judge.llm, pre, post)(ds)
         ds = ds.map(S.SettleJudgement(index, carry), num_cpus=HELPER_CPUS)
         carry = carry + tuple(S.judge_column(index, f) for f in S.JUDGE_FIELDS)
@@ -198,9 +219,10 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
     round_dir = round_dir_of(cfg)
-    freeze_config(run_dir, cfg, round_dir)
     pool = resolve_pool(cfg.pool, cfg.storage, run_dir)
     combos = ensure_combinations(run_dir, round_dir, cfg, pool)
+    check_engine_settings(run_dir, round_dir, cfg)
+    freeze_config(run_dir, cfg, round_dir)
     pending, done = pending_combinations(run_dir, round_dir, combos)
     logger.info(
         "round %d: %d combinations, %d already done, %d to generate",
@@ -216,10 +238,14 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
     counts = finalize(run_dir, round_dir, cfg.judges, cfg.round, combos)
     seconds = time.time() - started
     records = ledger_records(cfg, counts, seconds)
+    unbalanced = [r.stage for r in records if not r.reconciles()]
+    if unbalanced:  # a bug in this code, never a data problem: stop loudly
+        raise RuntimeError(f"ledger does not reconcile for stages {unbalanced}: {records}")
     append_records(run_dir, records)
     run_dir.write_json(f"{round_dir}/stats.json", {r.stage: r.__dict__ for r in records})
+    _check_errors(cfg, counts)  # a failed round is not marked complete; a re-run retries
     run_dir.mark_complete(round_dir, {"config": config_hash(cfg), "accepted": counts.accepted})
-    summary = RunSummary(
+    return RunSummary(
         run_dir.uri,
         round_dir,
         counts,
@@ -230,8 +256,6 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
             for name in ("accepted", "rejected", "drafts", "judgements")
         },
     )
-    _check_errors(cfg, counts)
-    return summary
 
 
 def _check_errors(cfg: SynthesizeConfig, counts: RoundCounts) -> None:

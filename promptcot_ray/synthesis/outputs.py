@@ -21,17 +21,8 @@ from promptcot_ray.config import JudgeConfig
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis.stages import judge_column
 
-_LINEAGE_FIELDS = [
-    (R.ID, pa.string()),
-    (R.PARENT_IDS, pa.list_(pa.string())),
-    (R.STAGE, pa.string()),
-    (R.MODEL, pa.string()),
-    (R.PROMPT_VERSION, pa.string()),
-    (R.SEED, pa.int64()),
-    (R.SAMPLE_INDEX, pa.int64()),
-    (R.CREATED_AT, pa.string()),
-]
-_OUTCOME_FIELDS = [(R.STATUS, pa.string()), (R.REASON, pa.string()), (R.ERROR, pa.string())]
+_LINEAGE_FIELDS = R.LINEAGE_FIELDS
+_OUTCOME_FIELDS = R.OUTCOME_FIELDS
 _COMBO_FIELDS = [
     ("combination_id", pa.string()),
     ("combination_index", pa.int64()),
@@ -234,7 +225,13 @@ def duplicate_rejections(combos: pa.Table) -> list[dict[str, Any]]:
         rows.append(
             {
                 **R.lineage(
-                    c[R.ID], [], R.STAGE_COMBINATIONS, None, None, c[R.SEED], c[R.SAMPLE_INDEX]
+                    c[R.ID],
+                    [],
+                    R.STAGE_COMBINATIONS,
+                    None,
+                    None,
+                    c[R.SEED],
+                    c[R.SAMPLE_INDEX],
                 ),
                 "combination_id": c[R.ID],
                 "rejected_stage": R.STAGE_COMBINATIONS,
@@ -273,10 +270,31 @@ def _count(counts: RoundCounts, r: dict[str, Any], judgements: list[dict[str, An
             counts.judge_rejected.setdefault(r["rejected_by"], Counter())[r[R.REASON]] += 1
 
 
+def _winners(run: RunDir, files: list[str]) -> set[tuple[int, int]]:
+    """(file, row) positions to keep: one per combination, a finished copy over an error.
+
+    Reads only two small columns, so deciding costs little memory even at 400k rows.
+    """
+    chosen: dict[str, tuple[int, int, bool]] = {}
+    for fi, rel in enumerate(files):
+        table = run.read_parquet_file(rel, columns=["combination_id", R.STATUS])
+        ids, statuses = table[0].to_pylist(), table[1].to_pylist()
+        for ri, (cid, status) in enumerate(zip(ids, statuses, strict=True)):
+            held = chosen.get(cid)
+            if held is None or (held[2] and status != R.STATUS_ERROR):
+                chosen[cid] = (fi, ri, status == R.STATUS_ERROR)
+    return {(fi, ri) for fi, ri, _ in chosen.values()}
+
+
 def finalize(
-    run: RunDir, round_dir: str, judges: tuple[JudgeConfig, ...], rnd: int, combos: pa.Table
+    run: RunDir,
+    round_dir: str,
+    judges: tuple[JudgeConfig, ...],
+    rnd: int,
+    combos: pa.Table,
 ) -> RoundCounts:
     """Split results into the four output tables, dropping duplicate ids; count everything."""
+    run.delete_file(f"{round_dir}/_SUCCESS.json")  # outputs are about to change
     for name in OUTPUT_TABLES:
         run.delete_dir(posixpath.join(round_dir, name))
     counts = RoundCounts(combinations=combos.num_rows)
@@ -288,13 +306,13 @@ def finalize(
             f"{round_dir}/rejected/part-duplicates.parquet",
             pa.Table.from_pylist(dups, schema=REJECTED_SCHEMA),
         )
-    seen: set[str] = set()
-    for rel in run.list_files(f"{round_dir}/results", ".parquet"):
+    files = run.list_files(f"{round_dir}/results", ".parquet")
+    keep = _winners(run, files)
+    for fi, rel in enumerate(files):
         out: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTPUT_TABLES}
-        for r in run.read_parquet_file(rel).to_pylist():
-            if r["combination_id"] in seen:
+        for ri, r in enumerate(run.read_parquet_file(rel).to_pylist()):
+            if (fi, ri) not in keep:
                 continue  # exactly-once: a row written twice counts once
-            seen.add(r["combination_id"])
             judgements = _judgement_rows(r, judges)
             _count(counts, r, judgements)
             out["drafts"].append(_draft_row(r))

@@ -18,8 +18,15 @@ from promptcot_ray.concepts.pool import (
     hashed_embedding,
     parse_concept_lists,
 )
-from promptcot_ray.concepts.store import POOL_DIR, read_pool, stored_pool_version, write_pool
+from promptcot_ray.concepts.store import (
+    POOL_DIR,
+    read_pool,
+    stored_pool_source,
+    stored_pool_version,
+    write_pool,
+)
 from promptcot_ray.config import ConfigError, PoolConfig, StorageConfig
+from promptcot_ray.records import make_id
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
@@ -55,16 +62,20 @@ def resolve_pool(cfg: PoolConfig, storage: StorageConfig, run: RunDir) -> Concep
             )
         return read_pool(run)
     uri = str(default_concept_lists_path()) if cfg.source == "builtin" else cfg.source
-    pool = build_pool(read_concept_lists(uri, storage), _embedder(cfg))
+    lists = read_concept_lists(uri, storage)
+    # Embeddings are floats: rebuilding on another CPU could change the version in the last
+    # bit. The same lists + embedding settings reuse the stored pool instead.
+    source = make_id("pool-source", lists, cfg.embedding, cfg.embedding_model)
+    if stored_pool_source(run) == source:
+        return read_pool(run)
     stored = stored_pool_version(run)
     if stored is not None:
-        if stored != pool.version:
-            raise ConfigError(
-                f"{run.uri_of(POOL_DIR)} holds pool version {stored}, but pool.source="
-                f"{cfg.source!r} builds version {pool.version}: use a new storage.run_dir, or "
-                "pool.source=run to keep the stored pool"
-            )
-        return pool
-    write_pool(run, pool)
+        raise ConfigError(
+            f"{run.uri_of(POOL_DIR)} holds pool version {stored}, built from other concepts or "
+            f"embedding settings than pool.source={cfg.source!r}: use a new storage.run_dir, "
+            "or pool.source=run to keep the stored pool"
+        )
+    pool = build_pool(lists, _embedder(cfg))
+    write_pool(run, pool, source)
     logger.info("built pool %s: %d concepts from %s", pool.version, len(pool.concepts), uri)
     return pool

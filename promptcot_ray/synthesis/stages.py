@@ -87,7 +87,12 @@ class BuildGenerationRequest:
         concepts = [str(c) for c in row["concepts"]]
         seed = derive_seed(self.llm.seed, row["combination_id"])
         draft_id = R.make_id(
-            "draft", row["combination_id"], self.llm.model, generator_prompt.VERSION, seed, 0
+            "draft",
+            row["combination_id"],
+            self.llm.model,
+            generator_prompt.VERSION,
+            seed,
+            0,
         )
         return {
             **_carry(row, COMBINATION_COLUMNS),
@@ -156,20 +161,32 @@ class BuildJudgeRequest:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         col = self._col
-        seed = derive_seed(self.llm.seed, row["draft_id"])
+        # The judge index enters seed and id: two judges may share one model and config.
+        seed = derive_seed(self.llm.seed, f"{row['draft_id']}:judge-{self.index}")
         out = {k: v for k, v in row.items() if k not in ("messages", "sampling_params")}
         out[col("id")] = R.make_id(
-            "judgement", row["draft_id"], self.llm.model, judge_prompt.VERSION, seed
+            "judgement",
+            row["draft_id"],
+            self.index,
+            self.llm.model,
+            judge_prompt.VERSION,
+            seed,
         )
         out[col("model")] = self.llm.model
         out[col("prompt_version")] = judge_prompt.VERSION
         out[col("seed")] = seed
         if row["draft_status"] != R.STATUS_OK:
             out["messages"] = SKIP_MESSAGES
-            out["sampling_params"] = {**sampling_params(self.llm, seed), "max_tokens": 1}
+            out["sampling_params"] = {
+                **sampling_params(self.llm, seed),
+                "max_tokens": 1,
+            }
             return out
         out["messages"] = judge_prompt.build_judge_messages(
-            [str(c) for c in row["concepts"]], row["level"], row["rationale"], row["problem"]
+            [str(c) for c in row["concepts"]],
+            row["level"],
+            row["rationale"],
+            row["problem"],
         )
         out["sampling_params"] = sampling_params(self.llm, seed)
         return out
@@ -186,7 +203,7 @@ class CollectJudgement:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         col = self._col
-        out = _carry(row, self.carry)
+        out = _carry(row, self.carry + tuple(col(f) for f in JUDGE_FIELDS[:4]))
         if row["draft_status"] != R.STATUS_OK:
             out.update({col(f): None for f in JUDGE_FIELDS[4:]})
             return out

@@ -49,7 +49,11 @@ def decide(row: dict[str, Any], judge_names: tuple[str, ...], mode: Mode) -> Dec
         for name, verdict in zip(judge_names, verdicts, strict=True):
             if verdict != "perfect":
                 return Decision(
-                    False, R.STATUS_FILTERED, _verdict_reason(verdict), R.STAGE_JUDGE, name
+                    False,
+                    R.STATUS_FILTERED,
+                    _verdict_reason(verdict),
+                    R.STAGE_JUDGE,
+                    name,
                 )
         return ACCEPTED
     for name, verdict in zip(judge_names, verdicts, strict=True):
@@ -58,7 +62,11 @@ def decide(row: dict[str, Any], judge_names: tuple[str, ...], mode: Mode) -> Dec
     if "perfect" in verdicts:
         return ACCEPTED
     return Decision(
-        False, R.STATUS_FILTERED, R.REASON_JUDGED_ACCEPTABLE, R.STAGE_JUDGE, judge_names[0]
+        False,
+        R.STATUS_FILTERED,
+        R.REASON_JUDGED_ACCEPTABLE,
+        R.STAGE_JUDGE,
+        judge_names[0],
     )
 
 

@@ -125,6 +125,8 @@ def test_pool_hands_off_to_synthesize_with_real_judgements(concepts_run, format_
     assert summary.counts.parsed > 0, "format-taught generator drafts should parse"
     judgements = read_round(run_dir, "judgements").to_pylist()
     assert judgements and {j["judge"] for j in judgements} == {"judge_a", "judge_b"}
+    judgement_ids = [j[R.ID] for j in judgements]
+    assert all(judgement_ids) and len(set(judgement_ids)) == len(judgement_ids)
     assert any(j["verdict"] in R.VERDICTS for j in judgements)
     c = summary.counts
     assert c.accepted + sum(c.rejected.values()) == c.combinations
@@ -132,3 +134,45 @@ def test_pool_hands_off_to_synthesize_with_real_judgements(concepts_run, format_
     if accepted is not None:  # sampled verdicts: acceptance is likely, not certain
         for row in accepted.to_pylist():
             assert set(json.loads(row["verdicts"]).values()) == {"perfect"}
+            assert len(row[R.PARENT_IDS]) == 3 and all(row[R.PARENT_IDS])
+
+
+def test_best_of_n_keeps_the_highest_scoring_rationale(concepts_run, format_model_path, tmp_path):
+    """Two sampled rationales per seed, scored by the generator's prompt logprobs (vLLM)."""
+    import shutil
+
+    from promptcot_ray.rationales.job import run
+
+    _, concepts_summary, source_dir = concepts_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(f"{source_dir}/concepts", run_dir / "concepts")
+    cfg = load_config(
+        RationalesConfig,
+        REPO / "jobs" / "configs" / "rationales-local.yaml",
+        [
+            f"storage.run_dir={run_dir}",
+            "writer.temperature=1.0",
+            "best_of_n=2",
+            *_llm_overrides("writer", format_model_path),
+            f"scorer.model={format_model_path}",
+            "scorer.device=cpu",
+            "scorer.dtype=float32",
+            "scorer.engine_kwargs.enforce_eager=true",
+        ],
+    )
+    summary = run(cfg)
+    results = RunDir(str(run_dir)).read_table("rationales/results").to_pylist()
+    assert len(results) == 2 * concepts_summary.extracted_ok
+    data = RunDir(str(run_dir)).read_table("rationales/data").to_pylist()
+    assert len(data) == summary.kept <= concepts_summary.extracted_ok
+    assert len({r["seed_id"] for r in data}) == len(data)  # at most one per seed
+    by_seed: dict[str, list[dict]] = {}
+    for r in results:
+        if r[R.STATUS] == R.STATUS_OK or r[R.REASON] == R.REASON_RATIONALE_NOT_BEST:
+            by_seed.setdefault(r["seed_id"], []).append(r)
+    for row in data:
+        messages = json.loads(row["prompt"])  # the SFT prompt survives the scoring pass
+        assert messages == generator_prompt.build_generator_messages(row["concepts"], row["level"])
+        assert row["score"] == pytest.approx(row["score_rationale"] + row["score_problem"])
+        assert row["score"] < 0 and row["score"] == max(c["score"] for c in by_seed[row["seed_id"]])
+    assert {r[R.SAMPLE_INDEX] for r in results} == {0, 1}

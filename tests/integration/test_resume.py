@@ -69,7 +69,9 @@ def test_sigkill_then_rerun_finishes_with_the_same_ids(tiny_model_path, tmp_path
         _cli(tiny_model_path, run_dir), cwd=REPO, capture_output=True, text=True, timeout=900
     )
     assert second.returncode == 0, second.stderr[-3000:]
-    done_before = int(re.search(r"\((\d+) done by an earlier run\)", second.stdout).group(1))
+    found = re.search(r"\((\d+)\s+done\s+by\s+an\s+earlier\s+run\)", second.stdout)
+    assert found, second.stdout[-2000:]
+    done_before = int(found.group(1))
     generated_now = len(_result_files(run_dir)) - written_before
     assert done_before > 0 and generated_now > 0, (done_before, generated_now)
     ids = outcome_ids(run_dir)

@@ -44,7 +44,8 @@ def test_synthesize_writes_to_s3_and_reads_back_with_boto3(
     assert len(ids) == cfg.combinations.num_combinations == summary.counts.combinations
     assert not any("_preflight" in k for k in objects), "preflight probe left behind"
 
-    secret = "testing-secret-value-xyz"
+    from tests.conftest import TEST_SECRET as secret
+
     assert not any(secret.encode() in body for body in objects.values())
     assert secret not in caplog.text
 
@@ -77,3 +78,21 @@ def test_run_dir_roundtrip_on_s3(s3_env):
     run.mark_complete("a", {"rows": 1})
     assert run.is_complete("a") and not run.is_complete("b")
     assert R.ID == "id"
+
+
+def test_pool_round_trip_on_s3(s3_env):
+    import numpy as np
+
+    from promptcot_ray.concepts.pool import build_pool, hashed_embedding
+    from promptcot_ray.concepts.store import read_pool, stored_pool_version, write_pool
+
+    lists = [["Pigeonhole principle", "Parity"], ["Parity", "Invariants", "Graph coloring"]]
+    pool = build_pool(lists, hashed_embedding)
+    run = RunDir(f"s3://{s3_env['bucket']}/pool-run")
+    write_pool(run, pool)
+    back = read_pool(run)
+    assert back.concepts == pool.concepts and back.version == pool.version
+    assert stored_pool_version(run) == pool.version
+    assert np.array_equal(back.embeddings, pool.embeddings)
+    assert (back.cooccurrence != pool.cooccurrence).nnz == 0
+    assert np.array_equal(back.frequency, pool.frequency)

@@ -100,3 +100,18 @@ def test_finalize_splits_counts_and_drops_duplicate_ids(tmp_path):
     assert judgements.num_rows == 4  # two parsed drafts x two judges
     assert set(judgements["judge"].to_pylist()) == {"a", "b"}
     assert counts.tokens["generate_in"] == 30
+
+
+def test_finalize_prefers_the_finished_copy_of_a_retried_row(tmp_path):
+    run = RunDir(str(tmp_path))
+    failed = _result(0, True, ("perfect", "perfect"), False, R.REASON_JUDGE_ERROR)
+    failed[R.STATUS] = R.STATUS_ERROR
+    schema = results_schema(2)
+    run.write_table("r/results/part-a.parquet", pa.Table.from_pylist([failed], schema=schema))
+    ok = _result(0, True, ("perfect", "perfect"), True, None)
+    run.write_table("r/results/part-b.parquet", pa.Table.from_pylist([ok], schema=schema))
+    combos = pa.table(
+        {R.ID: ["c0"], R.SEED: [0], R.SAMPLE_INDEX: [0], R.STATUS: [R.STATUS_OK], R.REASON: [None]}
+    )
+    counts = finalize(run, "r", JUDGES, 0, combos)
+    assert counts.accepted == 1 and not counts.rejected

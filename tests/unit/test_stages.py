@@ -93,3 +93,24 @@ def test_judge_engine_error():
     row = S.SettleJudgement(1, carry)({**request, INFERENCE_ERROR_COLUMN: "timeout"})
     assert row["judge_1_status"] == R.STATUS_ERROR and row["judge_1_reason"] == R.REASON_JUDGE_ERROR
     assert "messages" not in row
+
+
+def test_judgement_ids_survive_and_differ_between_judges_sharing_a_model():
+    carry = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
+    draft = S.SettleDraft()(S.CollectDraft(100)(_generated(format_completion("T.", "P."))))
+    reply = format_judgement({c: "perfect" for c in R.CRITERIA}, "perfect")
+    ids, seeds = [], []
+    for index in (0, 1):  # the same LLMConfig for both judges, as in local.yaml's anchor
+        request = S.BuildJudgeRequest(index, LLM)(draft)
+        row = {
+            **request,
+            "generated_text": reply,
+            "num_generated_tokens": 9,
+            "num_input_tokens": 50,
+            INFERENCE_ERROR_COLUMN: "",
+        }
+        judged = S.SettleJudgement(index, carry)(S.CollectJudgement(index, carry)(row))
+        ids.append(judged[S.judge_column(index, "id")])
+        seeds.append(judged[S.judge_column(index, "seed")])
+        assert judged[S.judge_column(index, "model")] == LLM.model
+    assert all(ids) and ids[0] != ids[1] and seeds[0] != seeds[1]

@@ -1,0 +1,75 @@
+"""Resume and accounting rules: failed rows are retried, finished copies win, the ledger
+keeps one line per stage and round, and engine error bodies become counted errors."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from promptcot_ray import records as R
+from promptcot_ray.config import PoolConfig, StorageConfig
+from promptcot_ray.ledger import StageRecord, append_records, read_ledger
+from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, _FromChatResponse
+from promptcot_ray.resume import prefer_finished, without_written
+from promptcot_ray.storage import RunDir
+
+
+def test_error_rows_are_not_done_and_finished_copies_win(tmp_path):
+    run = RunDir(str(tmp_path))
+    run.write_table(
+        "out/part-1.parquet",
+        pa.table(
+            {"key": ["a", "b", "c"], R.STATUS: [R.STATUS_OK, R.STATUS_ERROR, R.STATUS_FILTERED]}
+        ),
+    )
+    todo, done = without_written(pa.table({"key": ["a", "b", "c", "d"]}), "key", run, "out", "key")
+    assert todo["key"].to_pylist() == ["b", "d"] and done == 2
+    rows = [
+        {"key": "b", R.STATUS: R.STATUS_ERROR, "n": 1},
+        {"key": "b", R.STATUS: R.STATUS_OK, "n": 2},
+        {"key": "a", R.STATUS: R.STATUS_OK, "n": 3},
+        {"key": "a", R.STATUS: R.STATUS_OK, "n": 4},
+    ]
+    assert sorted((r["key"], r["n"]) for r in prefer_finished(rows, "key")) == [("a", 3), ("b", 2)]
+
+
+def test_ledger_keeps_one_line_per_job_stage_round(tmp_path):
+    run = RunDir(str(tmp_path))
+    append_records(run, [StageRecord("synthesize", "generate", 4, 3, {"x": 1}, extra={"round": 0})])
+    append_records(run, [StageRecord("synthesize", "generate", 4, 3, {"x": 1}, extra={"round": 1})])
+    append_records(run, [StageRecord("synthesize", "generate", 5, 5, {}, extra={"round": 0})])
+    lines = read_ledger(run)
+    assert [(x["extra"]["round"], x["rows_in"]) for x in lines] == [(1, 4), (0, 5)]
+
+
+def test_openai_error_body_becomes_a_counted_error():
+    adapter = _FromChatResponse(lambda row: {**row, "post": True})
+    bad = adapter({"id": "r", "http_response": {"error": {"message": "model not found"}}})
+    assert "model not found" in bad[INFERENCE_ERROR_COLUMN] and "post" not in bad
+    good = adapter(
+        {
+            "id": "r",
+            "http_response": {
+                "choices": [{"message": {"content": "hi"}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+            },
+        }
+    )
+    assert (good["generated_text"], good["num_input_tokens"], good["post"]) == ("hi", 3, True)
+
+
+def test_builtin_pool_is_reused_not_rebuilt_and_a_different_source_is_refused(tmp_path):
+    from promptcot_ray.config import ConfigError
+    from promptcot_ray.synthesis.pool_source import resolve_pool
+
+    run = RunDir(str(tmp_path / "run"))
+    cfg = PoolConfig(source="builtin", embedding="hashed")
+    first = resolve_pool(cfg, StorageConfig(), run)
+    marker = run.read_json("concepts/pool/_SUCCESS.json")
+    again = resolve_pool(cfg, StorageConfig(), run)
+    assert again.version == first.version
+    assert run.read_json("concepts/pool/_SUCCESS.json") == marker
+    lists = tmp_path / "lists.jsonl"
+    lists.write_text('{"concepts": ["Parity", "Pigeonhole principle", "Invariants"]}\n')
+    with pytest.raises(ConfigError, match="pool version"):
+        resolve_pool(PoolConfig(source=str(lists), embedding="hashed"), StorageConfig(), run)
