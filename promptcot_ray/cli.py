@@ -75,6 +75,7 @@ JOB_MODULES = {
     "synthesize": "promptcot_ray.synthesis.job",
     "concepts": "promptcot_ray.concepts.job",
     "rationales": "promptcot_ray.rationales.job",
+    "quality": "promptcot_ray.quality.job",
 }
 
 
@@ -126,6 +127,23 @@ def rationales(
     from promptcot_ray.summary import print_rationales_summary
 
     print_rationales_summary(_run_job("rationales", config, set_, verbose))
+
+
+@app.command()
+def quality(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Remove exact and near-duplicate problems and benchmark or seed copies.
+
+    Reads every round's synthesis/round-<k>/accepted and writes problems/ (kept) and
+    problems-removed/ (one row per removed problem: reason, matched id or source, the
+    estimated Jaccard or the shared n-gram), plus one ledger line.
+    """
+    from promptcot_ray.summary import print_quality_summary
+
+    print_quality_summary(_run_job("quality", config, set_, verbose))
 
 
 @app.command("make-tiny-model")

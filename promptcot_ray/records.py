@@ -162,3 +162,11 @@ def lineage(
         SAMPLE_INDEX: sample_index,
         CREATED_AT: now_iso(),
     }
+
+
+# --- quality gates (dedup, decontamination) ---------------------------------------------
+STAGE_QUALITY = "quality"
+REASON_EXACT_DUPLICATE = "exact_duplicate"  # same normalised text as a kept problem
+REASON_NEAR_DUPLICATE = "near_duplicate"  # MinHash Jaccard estimate >= threshold
+REASON_CONTAMINATED = "contaminated"  # shares an n-gram with a benchmark item
+REASON_SEED_COPY = "seed_copy"  # shares an n-gram with a seed problem

@@ -22,12 +22,23 @@ from promptcot_ray.storage import RunDir
 logger = logging.getLogger(__name__)
 
 
+def _typed_column(table: pa.Table, field: pa.Field) -> pa.ChunkedArray:
+    column = table.column(field.name)
+    try:
+        return column.cast(field.type)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+        # Ray Data stores a block's columns as pickled Python objects when Arrow cannot type
+        # some value in it (vLLM's prompt_logprobs dicts are keyed by int): such a column
+        # cannot be cast, so rebuild it from its Python values with the declared type.
+        return pa.chunked_array([pa.array(column.to_pylist(), type=field.type)])
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Select and cast `table` to `schema`; a missing column is a bug and raises."""
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise KeyError(f"rows lack columns {missing}; present: {table.column_names}")
-    return pa.Table.from_arrays([table.column(f.name).cast(f.type) for f in schema], schema=schema)
+    return pa.Table.from_arrays([_typed_column(table, f) for f in schema], schema=schema)
 
 
 class IdKeyedParquetSink(Datasink[int]):

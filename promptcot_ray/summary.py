@@ -80,3 +80,16 @@ def print_rationales_summary(summary, console: Console | None = None) -> None:
     )
     _reasons(console, summary.rejected)
     console.print(f"  data       {summary.run_dir}/rationales/data")
+
+
+def print_quality_summary(summary, console: Console | None = None) -> None:  # QualitySummary
+    console = console or Console()
+    removed = sum(summary.rejected.values())
+    console.print(
+        f"quality: {summary.kept} of {summary.rows_in} accepted problems kept, {removed} "
+        f"removed in {summary.seconds:.0f} s",
+        soft_wrap=True,
+    )
+    _reasons(console, summary.rejected)
+    for name, uri in summary.outputs.items():
+        console.print(f"  {name:<11} {uri}")

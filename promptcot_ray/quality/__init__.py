@@ -1,0 +1,1 @@
+"""Quality gates: exact dedup, MinHash near-dedup and benchmark decontamination."""

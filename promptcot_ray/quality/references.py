@@ -1,0 +1,78 @@
+"""The texts problems are checked against: benchmark items (files or HF) and seed problems."""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from promptcot_ray import records as R
+from promptcot_ray.config import BenchmarkSource, ConfigError, StorageConfig
+from promptcot_ray.quality.decontam import SEEDS_SOURCE, Reference, benchmark_source
+from promptcot_ray.storage import RunDir
+
+logger = logging.getLogger(__name__)
+
+SEEDS_DIR = "concepts/seeds"  # written by the concepts job (concepts.job.SEEDS_DIR)
+
+
+def _read_file(path: str, storage: StorageConfig) -> list[dict[str, Any]]:
+    folder = RunDir(posixpath.dirname(path) or ".", storage)
+    name = posixpath.basename(path)
+    if not folder.exists(name):
+        raise ConfigError(f"benchmarks: file not found: {path}")
+    if name.endswith(".parquet"):
+        return pq.read_table(folder.path(name), filesystem=folder.fs).to_pylist()
+    rows = []
+    for number, line in enumerate(folder.read_text(name).splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"benchmarks: {path} line {number}: {exc}") from None
+    return rows
+
+
+def _read_hf(src: BenchmarkSource) -> list[dict[str, Any]]:
+    import datasets
+
+    try:
+        data = datasets.load_dataset(src.hf_dataset, src.hf_config, split=src.hf_split)
+    except Exception as exc:  # offline, gated, renamed: datasets raises many types
+        raise ConfigError(
+            f"benchmarks[{src.name}]: cannot load Hugging Face dataset {src.hf_dataset!r} "
+            f"(split {src.hf_split!r}): {type(exc).__name__}: {exc}. Without network, give a "
+            f"local JSONL file instead: benchmarks: [{{name: {src.name}, path: FILE.jsonl}}]"
+        ) from None
+    return list(data)
+
+
+def load_benchmark(src: BenchmarkSource, storage: StorageConfig) -> list[Reference]:
+    """The items of one benchmark, each with its id (the id column, else the row number)."""
+    rows = _read_file(src.path, storage) if src.path else _read_hf(src)
+    refs = []
+    for i, row in enumerate(rows):
+        if src.problem_column not in row:
+            raise ConfigError(
+                f"benchmarks[{src.name}]: row {i} has no column {src.problem_column!r} "
+                f"(columns: {sorted(row)}); set problem_column"
+            )
+        item = row.get(src.id_column) if src.id_column else None
+        refs.append(Reference(benchmark_source(src.name), str(item or i), row[src.problem_column]))
+    logger.info("benchmark %s: %d items", src.name, len(refs))
+    return refs
+
+
+def load_seeds(run: RunDir) -> list[Reference]:
+    """The run's kept seed problems; [] (with a log line) when the concepts job has not run."""
+    if not run.is_complete(SEEDS_DIR):
+        logger.info("no %s in %s: seed problems not checked", SEEDS_DIR, run.uri)
+        return []
+    seeds = run.read_table(SEEDS_DIR, columns=[R.ID, "problem", R.STATUS])
+    seeds = seeds.filter(pc.equal(seeds[R.STATUS], R.STATUS_OK))
+    ids, problems = seeds[R.ID].to_pylist(), seeds["problem"].to_pylist()
+    return [Reference(SEEDS_SOURCE, i, p) for i, p in zip(ids, problems, strict=True) if p]
