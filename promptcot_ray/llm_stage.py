@@ -8,9 +8,11 @@ from typing import Any
 import pyarrow as pa
 
 from promptcot_ray.config import LLMConfig
+from promptcot_ray.llm.engine import HELPER_STAGE_CPUS
 from promptcot_ray.storage import RunDir
 
-HELPER_CPUS = 0.2  # small map steps must not hold whole CPUs on a 2-core machine
+# small map steps must not hold whole CPUs on a 2-core machine (one value, engine.py)
+HELPER_CPUS = HELPER_STAGE_CPUS
 RowFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 
