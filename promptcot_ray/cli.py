@@ -56,7 +56,7 @@ def _run_job(job: str, config: Path | None, overrides: list[str] | None, verbose
     """Load the job's config, connect to Ray, run it; known failures exit 2 with a message."""
     import importlib
 
-    from promptcot_ray.config import JOB_CONFIGS
+    from promptcot_ray.job_configs import JOB_CONFIGS
     from promptcot_ray.ray_runtime import connected
     from promptcot_ray.storage import StorageError
 
@@ -76,6 +76,7 @@ JOB_MODULES = {
     "concepts": "promptcot_ray.concepts.job",
     "rationales": "promptcot_ray.rationales.job",
     "quality": "promptcot_ray.quality.job",
+    "train": "promptcot_ray.train.job",
 }
 
 
@@ -146,6 +147,25 @@ def quality(
     print_quality_summary(_run_job("quality", config, set_, verbose))
 
 
+@app.command()
+def train(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Fine-tune a model on prompt/completion rows with DeepSpeed ZeRO on Ray Train.
+
+    Trains the generator (data.source: rationales/data) or a student (distill/sft).
+    Checkpoints go to <run_dir>/models/<name>/checkpoints, the loss curve to
+    models/<name>/loss_curve.csv and the Hugging Face export to models/<name>/final, which
+    other jobs name as `run:models/<name>/final`. Re-running after a kill resumes from the
+    latest checkpoint.
+    """
+    from promptcot_ray.summary import print_train_summary
+
+    print_train_summary(_run_job("train", config, set_, verbose))
+
+
 @app.command("make-tiny-model")
 def make_tiny_model(
     out: Annotated[Path, typer.Argument(help="Folder to write the model and tokenizer into.")],
@@ -185,7 +205,8 @@ def show_config(
     set_: SetOption = None,
 ) -> None:
     """Print the fully resolved config of a job (defaults + file + overrides) as YAML."""
-    from promptcot_ray.config import JOB_CONFIGS, config_to_yaml
+    from promptcot_ray.config import config_to_yaml
+    from promptcot_ray.job_configs import JOB_CONFIGS
 
     if job not in JOB_CONFIGS:
         _fail(f"unknown job {job!r}; choose from {sorted(JOB_CONFIGS)}")

@@ -403,14 +403,6 @@ class QualityConfig(_Frozen):
         return self
 
 
-JOB_CONFIGS: dict[str, type[BaseModel]] = {
-    "synthesize": SynthesizeConfig,
-    "concepts": ConceptsConfig,
-    "rationales": RationalesConfig,
-    "quality": QualityConfig,
-}
-
-
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split `a.b.c=value` into (['a','b','c'], value); the value is parsed as YAML."""
     key, sep, raw = text.partition("=")

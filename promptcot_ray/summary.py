@@ -93,3 +93,26 @@ def print_quality_summary(summary, console: Console | None = None) -> None:  # Q
     _reasons(console, summary.rejected)
     for name, uri in summary.outputs.items():
         console.print(f"  {name:<11} {uri}")
+
+
+def print_train_summary(summary: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    if summary.get("skipped"):
+        console.print(
+            f"train: {summary['name']} is already trained with this config "
+            f"({summary.get('steps')} steps, final loss {summary.get('final_loss')})",
+            soft_wrap=True,
+        )
+        console.print(f"  export     {summary['export']}")
+        return
+    console.print(
+        f"train: {summary['name']} trained {summary['steps']} steps on {summary['sequences']} "
+        f"sequences from {summary['rows']} rows ({summary['truncated']} truncated); loss "
+        f"{summary['first_loss']} -> {summary['final_loss']}, {summary['tokens_per_s']} "
+        f"tokens/s, {summary['seconds']:.0f} s",
+        soft_wrap=True,
+    )
+    _reasons(console, summary["rejected"])
+    if summary.get("export"):
+        console.print(f"  export     {summary['export']}")
+    console.print(f"  checkpoints {summary['checkpoints']}")

@@ -18,6 +18,8 @@ CACHE = REPO / ".cache"
 # Keep torch from oversubscribing 2 cores, and compile vLLM's graphs once per machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("VLLM_CACHE_ROOT", str(CACHE / "vllm"))
+# DeepSpeed compiles its CPU shared-memory op (~30 s) once per machine, not per test.
+os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(CACHE / "torch_extensions"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -33,6 +33,7 @@ from promptcot_ray.config import (
 )
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import run_llm_stage
+from promptcot_ray.model_paths import with_run_models
 from promptcot_ray.resume import prefer_finished, without_written
 from promptcot_ray.storage import RunDir
 
@@ -150,6 +151,7 @@ def run(cfg: ConceptsConfig) -> ConceptsSummary:
     started = time.time()
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
+    cfg = with_run_models(cfg, run_dir)  # `run:models/<name>/final` -> its location
     from promptcot_ray.config import config_to_yaml
 
     run_dir.write_text("concepts/config.yaml", config_to_yaml(cfg))

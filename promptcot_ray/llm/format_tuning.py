@@ -118,3 +118,19 @@ def teach_formats(
             logger.info("format tuning step %d/%d loss %.3f", step + 1, steps, loss_value)
     model.save_pretrained(model_dir, safe_serialization=True)
     return loss_value
+
+
+def generator_sft_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
+    """`n` generator SFT rows shaped like rationales/data (prompt = JSON chat messages).
+
+    Lets the train job be exercised without running concepts and rationales first.
+    """
+    import json
+
+    rng = random.Random(seed)
+    lists = load_concept_lists(default_concept_lists_path())
+    rows = []
+    for _ in range(n):
+        messages, reply = _example("generator", rng, lists)
+        rows.append({"prompt": json.dumps(messages), "completion": reply})
+    return rows

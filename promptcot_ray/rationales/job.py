@@ -25,6 +25,7 @@ from promptcot_ray.concepts.job import (
 from promptcot_ray.config import ConfigError, RationalesConfig, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import HELPER_CPUS, dataset_from_table, write_rows
+from promptcot_ray.model_paths import with_run_models
 from promptcot_ray.rationales.stages import (
     RATIONALE_SCHEMA,
     BuildRationaleRequest,
@@ -158,6 +159,7 @@ def run(cfg: RationalesConfig) -> RationalesSummary:
     started = time.time()
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
+    cfg = with_run_models(cfg, run_dir)  # `run:models/<name>/final` -> its location
     run_dir.write_text("rationales/config.yaml", config_to_yaml(cfg))
     with_level, no_level = _inputs(run_dir)
     if no_level.num_rows:

@@ -19,6 +19,7 @@ from promptcot_ray import records as R
 from promptcot_ray.config import SynthesizeConfig, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import HELPER_CPUS, dataset_from_table, write_rows
+from promptcot_ray.model_paths import with_run_models
 from promptcot_ray.resume import without_written
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import combinations as combos_mod
@@ -218,6 +219,7 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
     started = time.time()
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
+    cfg = with_run_models(cfg, run_dir)  # `run:models/<name>/final` -> its location
     round_dir = round_dir_of(cfg)
     pool = resolve_pool(cfg.pool, cfg.storage, run_dir)
     combos = ensure_combinations(run_dir, round_dir, cfg, pool)

@@ -1,0 +1,78 @@
+"""Name models by where they live: a path, a hub name, s3://, or `run:models/<name>/final`.
+
+`run:` makes a model an earlier train job exported usable by any job of the same run
+without spelling out the run directory again; it resolves to a local path or an s3:// URI
+(ray.data.llm downloads s3:// model sources on each node itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from promptcot_ray.config import LLMConfig, StorageConfig
+from promptcot_ray.storage import RunDir
+
+RUN_PREFIX = "run:"
+FINAL_MODEL = "final"  # models/<name>/final: the Hugging Face export of a train job
+
+
+def export_dir(name: str) -> str:
+    """Run-relative folder of a trained model's Hugging Face export."""
+    return f"models/{name}/{FINAL_MODEL}"
+
+
+def resolve_model(model: str, run: RunDir) -> str:
+    """`run:REL` -> the run directory's REL (path or URI); anything else unchanged."""
+    if not model.startswith(RUN_PREFIX):
+        return model
+    rel = model[len(RUN_PREFIX) :].strip("/")
+    if not run.exists(rel):
+        from promptcot_ray.config import ConfigError
+
+        raise ConfigError(
+            f"model {model!r}: nothing at {run.uri_of(rel)}; train it first "
+            f"(promptcot-ray train) or give a path"
+        )
+    return run.uri_of(rel)
+
+
+def with_run_models(cfg: Any, run: RunDir) -> Any:
+    """A copy of a job config with every LLMConfig's `run:` model resolved."""
+    if isinstance(cfg, LLMConfig):
+        resolved = resolve_model(cfg.model, run)
+        return cfg if resolved == cfg.model else cfg.model_copy(update={"model": resolved})
+    if isinstance(cfg, BaseModel):
+        updates = {}
+        for name in type(cfg).model_fields:
+            value = getattr(cfg, name)
+            new = with_run_models(value, run)
+            if new is not value:
+                updates[name] = new
+        return cfg.model_copy(update=updates) if updates else cfg
+    if isinstance(cfg, tuple):
+        items = tuple(with_run_models(v, run) for v in cfg)
+        return items if any(a is not b for a, b in zip(items, cfg, strict=True)) else cfg
+    return cfg
+
+
+def local_model_dir(uri: str, storage: StorageConfig) -> str:
+    """A local folder holding the model at `uri` (downloaded once for s3://), or a hub name."""
+    if not uri.startswith(("s3://", "s3a://")):
+        return uri
+    cache = Path(os.environ.get("PROMPTCOT_MODEL_CACHE", "~/.cache/promptcot-ray/models"))
+    target = cache.expanduser() / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    marker = target / ".complete"
+    if marker.exists():
+        return str(target)
+    import pyarrow.fs as pafs
+
+    src = RunDir(uri, storage)
+    target.mkdir(parents=True, exist_ok=True)
+    pafs.copy_files(src.path(), str(target), source_filesystem=src.fs)
+    marker.write_text(uri)
+    return str(target)

@@ -1,0 +1,69 @@
+"""Read rows from wherever a user keeps them: a run-directory dataset, or a JSONL/Parquet
+file or folder on local disk or S3. One reader, so every job accepts the same inputs and
+reports a bad line the same way (file and line number)."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from promptcot_ray.config import ConfigError, StorageConfig
+from promptcot_ray.storage import RunDir
+
+ROW_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
+
+
+def is_external(source: str) -> bool:
+    """An absolute path or URI (a file the user brings) rather than a run-directory dataset."""
+    return "://" in source or source.startswith(("/", "./", "../", "~"))
+
+
+def _read_jsonl(folder: RunDir, name: str, label: str) -> list[dict]:
+    rows = []
+    for number, line in enumerate(folder.read_text(name).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{label}: {folder.uri_of(name)} line {number}: {exc}") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{label}: {folder.uri_of(name)} line {number}: not a JSON object")
+        rows.append(row)
+    return rows
+
+
+def _read_file(folder: RunDir, name: str, label: str) -> pa.Table:
+    if name.endswith(".parquet"):
+        return pq.read_table(folder.path(name), filesystem=folder.fs)
+    return pa.Table.from_pylist(_read_jsonl(folder, name, label))
+
+
+def read_rows(source: str, storage: StorageConfig, run: RunDir | None, label: str) -> pa.Table:
+    """All rows of a file or folder. Relative `source`s are read from the run directory.
+
+    `label` names the config key in error messages (e.g. "data.source").
+    """
+    import os
+
+    if is_external(source):
+        source = os.path.expanduser(source)
+        parent, name = posixpath.split(source.rstrip("/"))
+        folder = RunDir(parent or ".", storage)
+    elif run is None:
+        raise ConfigError(f"{label}: {source!r} is relative but there is no run directory")
+    else:
+        folder, name = run, source.strip("/")
+    if not folder.exists(name):
+        raise ConfigError(f"{label}: nothing at {folder.uri_of(name)}")
+    if folder.fs.get_file_info(folder.path(name)).type == pafs.FileType.Directory:
+        files = [f for f in folder.list_files(name) if f.endswith(ROW_FILE_SUFFIXES)]
+        if not files:
+            raise ConfigError(f"{label}: no .parquet or .jsonl files under {folder.uri_of(name)}")
+        tables = [_read_file(folder, f, label) for f in files]
+        return pa.concat_tables(tables, promote_options="permissive")
+    return _read_file(folder, name, label)

@@ -1,0 +1,189 @@
+"""The train job: SFT rows -> Ray Train TorchTrainer with DeepSpeed -> models/<name>/.
+
+Run the same command again after a kill and Ray Train hands the loop the latest
+checkpoint under models/<name>/checkpoints: the step count continues and the optimizer
+state is restored. A finished model (its export marked complete with the same config) is
+not trained again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+
+from promptcot_ray.config import ConfigError, config_hash, config_to_yaml
+from promptcot_ray.ledger import StageRecord, append_records
+from promptcot_ray.model_paths import export_dir, resolve_model
+from promptcot_ray.sources import read_rows
+from promptcot_ray.storage import RunDir
+from promptcot_ray.train.config import TrainConfig
+from promptcot_ray.train.dataset import tokenized
+from promptcot_ray.train.deepspeed_config import total_optimizer_steps
+from promptcot_ray.train.examples import TRUNCATED
+from promptcot_ray.train.loop import CURVE_FILE, curve_from_csv, train_loop
+
+logger = logging.getLogger(__name__)
+
+JOB = "train"
+CHECKPOINTS = "checkpoints"
+BYTES_PER_TOKEN = 12  # int32 input id + label + position id
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or did not finish; the message says why."""
+
+
+EXPECTED_ERRORS = (TrainError,)
+
+
+def _load_rows(cfg: TrainConfig, run: RunDir):
+    table = read_rows(cfg.data.source, cfg.storage, run, "data.source")
+    missing = [
+        c
+        for c in (cfg.data.prompt_column, cfg.data.completion_column)
+        if c not in table.schema.names
+    ]
+    if missing:
+        raise ConfigError(
+            f"data.source {cfg.data.source!r} has no column(s) {missing}; it has "
+            f"{table.schema.names} (set data.prompt_column / data.completion_column)"
+        )
+    if "status" in table.schema.names:  # a job's output folder: train on its ok rows only
+        table = table.filter(pc.fill_null(pc.equal(table["status"], "ok"), False))
+    if cfg.data.max_rows:
+        table = table.slice(0, cfg.data.max_rows)
+    return table.select([cfg.data.prompt_column, cfg.data.completion_column])
+
+
+def _count_outcomes(outcomes) -> tuple[dict[str, int], int, int, int]:
+    """(rejections by reason, truncated rows, trained tokens, training sequences)."""
+    reasons = outcomes["reason"].drop_null().to_pylist()
+    rejected: dict[str, int] = {}
+    for reason in reasons:
+        rejected[reason] = rejected.get(reason, 0) + 1
+    truncated = int(pc.sum(outcomes[TRUNCATED].cast("int64")).as_py() or 0)
+    tokens = int(pc.sum(outcomes["tokens"]).as_py() or 0)
+    sequences = int(pc.sum(outcomes["sequences"]).as_py() or 0)
+    return rejected, truncated, tokens, sequences
+
+
+def _trainer(cfg: TrainConfig, run: RunDir, dataset: Any, loop_config: dict[str, Any]) -> Any:
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    return TorchTrainer(
+        train_loop,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(
+            num_workers=cfg.num_workers,
+            use_gpu=cfg.use_gpu,
+            resources_per_worker={"CPU": cfg.cpus_per_worker},
+        ),
+        torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=CHECKPOINTS,
+            storage_path=run.path("models", cfg.name),
+            storage_filesystem=run.fs,
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            worker_runtime_env={"env_vars": cfg.env_vars} if cfg.env_vars else None,
+        ),
+        datasets={"train": dataset},
+    )
+
+
+def run(cfg: TrainConfig) -> dict[str, Any]:
+    run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
+    run_dir.preflight()
+    target, chash = export_dir(cfg.name), config_hash(cfg)
+    if run_dir.is_complete(target):
+        marker = run_dir.read_json(f"{target}/_SUCCESS.json")
+        if marker.get("config_hash") == chash:
+            logger.info("%s is already trained with this config; nothing to do", target)
+            return {**marker, "name": cfg.name, "export": run_dir.uri_of(target), "skipped": True}
+        raise TrainError(
+            f"{run_dir.uri_of(target)} was trained with a different config; use another "
+            f"name (--set name=...) or delete models/{cfg.name}/"
+        )
+    run_dir.write_text(f"models/{cfg.name}/config.yaml", config_to_yaml(cfg))
+    model_uri = resolve_model(cfg.base_model, run_dir)
+    started = time.perf_counter()
+
+    rows = _load_rows(cfg, run_dir)
+    outcomes = pa.concat_tables(
+        ray.get(tokenized(rows, model_uri, cfg, outcomes_only=True).to_arrow_refs())
+    )
+    rejected, truncated, tokens, sequences = _count_outcomes(outcomes)
+    rows_per_worker = sequences // cfg.num_workers
+    if rows_per_worker < cfg.micro_batch_size:
+        raise TrainError(
+            f"only {sequences} usable training sequences from {rows.num_rows} rows "
+            f"(rejected: {rejected or 'none'}); need at least num_workers x micro_batch_size = "
+            f"{cfg.num_workers * cfg.micro_batch_size}"
+        )
+    total_steps = total_optimizer_steps(cfg, rows_per_worker)
+    logger.info(
+        "training %s on %d sequences (%d rows, %d truncated, rejected %s): %d optimizer steps",
+        cfg.name,
+        sequences,
+        rows.num_rows,
+        truncated,
+        rejected or "none",
+        total_steps,
+    )
+    # shuffled once, seeded; Ray Train splits it evenly across the workers each epoch
+    dataset = tokenized(rows, model_uri, cfg, outcomes_only=False).random_shuffle(seed=cfg.seed)
+    if tokens * BYTES_PER_TOKEN <= cfg.materialize_max_bytes:
+        # small enough for the object store: tokenise once, not again every epoch
+        dataset = dataset.materialize()
+    loop_config = {
+        "train": cfg.model_dump(mode="json"),
+        "model_dir": model_uri,
+        "total_steps": total_steps,
+        "config_hash": chash,
+    }
+    result = _trainer(cfg, run_dir, dataset, loop_config).fit()
+    if result.error is not None:
+        raise TrainError(f"training failed: {type(result.error).__name__}: {result.error}")
+    curve = curve_from_csv(run_dir.read_text(f"models/{cfg.name}/{CURVE_FILE}"))
+    seconds = time.perf_counter() - started
+    summary = {
+        "name": cfg.name,
+        "rows": rows.num_rows,
+        "sequences": sequences,
+        "truncated": truncated,
+        "rejected": rejected,
+        "steps": curve[-1]["step"] if curve else 0,
+        "first_loss": curve[0]["loss"] if curve else None,
+        "final_loss": curve[-1]["loss"] if curve else None,
+        "tokens_per_s": _mean([r["tokens_per_s"] for r in curve]),
+        "seconds": round(seconds, 1),
+        "export": run_dir.uri_of(target) if cfg.export else None,
+        "checkpoints": run_dir.uri_of("models", cfg.name, CHECKPOINTS),
+    }
+    append_records(
+        run_dir,
+        [
+            StageRecord(
+                job=JOB,
+                stage=f"train:{cfg.name}",
+                rows_in=rows.num_rows,
+                rows_out=rows.num_rows - sum(rejected.values()),
+                rejected=rejected,
+                tokens_in=tokens,
+                seconds=seconds,
+                model=cfg.base_model,
+                extra={k: summary[k] for k in ("steps", "final_loss", "tokens_per_s", "truncated")},
+            )
+        ],
+    )
+    return summary
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 1) if values else None
