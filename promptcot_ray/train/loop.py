@@ -167,6 +167,10 @@ def train_loop(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
     ds_config = deepspeed_config(cfg)
+    import deepspeed
+
+    # adopt the process group Ray Train set up, so DeepSpeed sees the true world size
+    deepspeed.init_distributed(dist_backend="nccl" if cfg.use_gpu else "gloo")
     model, tokenizer, _keep = _load_model(cfg, config["model_dir"], ds_config)
     total_steps = config["total_steps"]
     engine, scheduler = _initialize(cfg, model, total_steps, ds_config)

@@ -48,13 +48,18 @@ def test_zero2_generator_learns_the_format_and_synthesize_parses_its_drafts(
     cfg = load_config(
         TrainConfig,
         TRAIN_CONFIG,
-        [f"storage.run_dir={run_dir}", f"base_model={tiny_model_path}", f"data.source={data}"],
+        [
+            f"storage.run_dir={run_dir}",
+            f"base_model={tiny_model_path}",
+            f"data.source={data}",
+            "epochs=6",
+        ],
     )
     summary = train.run(cfg)
 
     curve = _curve(run_dir)
     assert [row["step"] for row in curve] == list(range(1, summary["steps"] + 1))
-    assert summary["steps"] == 6 * 128 // (2 * 4)  # epochs x rows / (workers x micro-batch)
+    assert summary["steps"] == cfg.epochs * 128 // (2 * 4)  # epochs x rows / (workers x micro)
     assert curve[-1]["loss"] < 0.3 * curve[0]["loss"], (curve[0], curve[-1])
     (line,) = [x for x in read_ledger(RunDir(run_dir)) if x["stage"] == "train:generator"]
     assert line["rows_in"] == 128 and line["rows_out"] == 128 and line["tokens_in"] > 0
