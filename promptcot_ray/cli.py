@@ -77,6 +77,8 @@ JOB_MODULES = {
     "rationales": "promptcot_ray.rationales.job",
     "quality": "promptcot_ray.quality.job",
     "train": "promptcot_ray.train.job",
+    "distill": "promptcot_ray.distill.job",
+    "evaluate": "promptcot_ray.evaluate.job",
 }
 
 
@@ -164,6 +166,40 @@ def train(
     from promptcot_ray.summary import print_train_summary
 
     print_train_summary(_run_job("train", config, set_, verbose))
+
+
+@app.command()
+def distill(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Solve each problem n times with a teacher; majority-vote pseudo-labels; student SFT rows.
+
+    Reads problems/ (quality job) or every round's accepted rows. Writes distill/solutions
+    (each sample, or its rejection reason), distill/labels (label + confidence per problem)
+    and distill/sft (prompt/completion rows for `train`). Re-running resumes.
+    """
+    from promptcot_ray.summary import print_distill_summary
+
+    print_distill_summary(_run_job("distill", config, set_, verbose))
+
+
+@app.command()
+def evaluate(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Evaluate a model: n seeded runs per benchmark item, answers graded with math-verify.
+
+    Prints accuracy mean +- sample std over runs, mean reasoning tokens and timeouts per
+    benchmark; writes eval/<name>/samples and summary.json. With difficulty: true it also
+    prints the method's difficulty measures for every set (synthetic sets included).
+    """
+    from promptcot_ray.summary import print_evaluate_summary
+
+    print_evaluate_summary(_run_job("evaluate", config, set_, verbose))
 
 
 @app.command("make-tiny-model")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from promptcot_ray.config import ConceptsConfig, QualityConfig, RationalesConfig, SynthesizeConfig
+from promptcot_ray.distill.config import DistillConfig
+from promptcot_ray.evaluate.config import EvaluateConfig
 from promptcot_ray.train.config import TrainConfig
 
 JOB_CONFIGS: dict[str, type[BaseModel]] = {
@@ -13,4 +15,6 @@ JOB_CONFIGS: dict[str, type[BaseModel]] = {
     "rationales": RationalesConfig,
     "quality": QualityConfig,
     "train": TrainConfig,
+    "distill": DistillConfig,
+    "evaluate": EvaluateConfig,
 }

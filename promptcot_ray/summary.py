@@ -116,3 +116,63 @@ def print_train_summary(summary: dict, console: Console | None = None) -> None:
     if summary.get("export"):
         console.print(f"  export     {summary['export']}")
     console.print(f"  checkpoints {summary['checkpoints']}")
+
+
+def print_distill_summary(summary, console: Console | None = None) -> None:  # DistillSummary
+    console = console or Console()
+    console.print(
+        f"distill: {summary.problems} problems x samples = {summary.samples} teacher solutions, "
+        f"{summary.valid} valid; {summary.labelled} problems labelled, {summary.sft_rows} SFT "
+        f"rows in {summary.seconds:.0f} s"
+        + (
+            f" ({summary.resumed_samples} samples done by an earlier run)"
+            if summary.resumed_samples
+            else ""
+        ),
+        soft_wrap=True,
+    )
+    _reasons(console, summary.rejected_solutions)
+    _reasons(console, summary.rejected_problems)
+    for name, uri in summary.outputs.items():
+        console.print(f"  {name:<11} {uri}")
+
+
+def evaluate_table(summary) -> Table:  # EvaluateSummary
+    table = Table(title=f"evaluate: {summary.name}")
+    for column in (
+        "benchmark",
+        "items",
+        "runs",
+        "accuracy (mean ± std)",
+        "reasoning tokens",
+        "timeouts",
+        "no answer",
+    ):
+        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for name, s in summary.benchmarks.items():
+        table.add_row(
+            name,
+            str(s["items"]),
+            str(s["runs"]),
+            f"{100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f}",
+            f"{s['mean_reasoning_tokens']:.0f}",
+            str(s["timeouts"]),
+            str(s["no_answer"]),
+        )
+    return table
+
+
+def print_evaluate_summary(summary, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(evaluate_table(summary))
+    if summary.difficulty:
+        table = Table(title="difficulty (lower solve rate, more reasoning tokens = harder)")
+        for column in ("set", "solve rate", "mean reasoning tokens"):
+            table.add_column(column, justify="left" if column == "set" else "right")
+        for name, d in summary.difficulty.items():
+            table.add_row(
+                name, f"{100 * d['solve_rate']:.1f}%", f"{d['mean_reasoning_tokens']:.0f}"
+            )
+        console.print(table)
+    for name, uri in summary.outputs.items():
+        console.print(f"  {name:<11} {uri}")

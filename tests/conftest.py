@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+FORMAT_STEPS = 200  # enough for the tiny model to learn all five reply formats
 CACHE = REPO / ".cache"
 
 # Keep torch from oversubscribing 2 cores, and compile vLLM's graphs once per machine.
@@ -127,11 +128,11 @@ def format_model_path() -> Path:
     from promptcot_ray.llm.tiny_model import build_tiny_model
     from promptcot_ray.records import make_id
 
-    key = make_id("format-model", 150, format_examples(8))  # prompts changed -> rebuild
+    key = make_id("format-model", FORMAT_STEPS, format_examples(10))  # prompts changed -> rebuild
     path = CACHE / "test-format-llama"
     marker = path / "FORMATS_TAUGHT"
     if not marker.exists() or marker.read_text().strip() != key:
         build_tiny_model(path)
-        teach_formats(path, steps=150)
+        teach_formats(path, steps=FORMAT_STEPS)
         marker.write_text(key + "\n")
     return path

@@ -24,6 +24,19 @@ INFERENCE_ERROR_COLUMN = "__inference_error__"
 RowFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+def finish_reason(row: dict[str, Any], max_tokens: int) -> str:
+    """Why generation stopped: "length" when the token budget ran out, else "stop".
+
+    OpenAI endpoints report it; ray.data.llm 2.60 drops vLLM's, so a reply that used the
+    whole budget counts as cut off (conservative: one ending in EOS on the last allowed token
+    is counted too).
+    """
+    reported = row.get("finish_reason")
+    if reported:
+        return str(reported)
+    return "length" if int(row.get("num_generated_tokens") or 0) >= max_tokens else "stop"
+
+
 def engine_env(cfg: LLMConfig) -> dict[str, str]:
     """Environment for the engine actors: CPU defaults, then the config's own variables."""
     env = dict(DEFAULT_CPU_ENV) if cfg.device == "cpu" else {}
@@ -134,6 +147,7 @@ class _FromChatResponse:
         row["generated_text"] = (choices[0].get("message") or {}).get("content") or ""
         row["num_input_tokens"] = int(usage.get("prompt_tokens") or 0)
         row["num_generated_tokens"] = int(usage.get("completion_tokens") or 0)
+        row["finish_reason"] = choices[0].get("finish_reason")
         return self.postprocess(row)
 
 

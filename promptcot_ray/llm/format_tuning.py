@@ -20,6 +20,7 @@ from promptcot_ray.prompts import concepts as concept_prompt
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.prompts import judge as judge_prompt
 from promptcot_ray.prompts import rationale as rationale_prompt
+from promptcot_ray.prompts import solve as solve_prompt
 from promptcot_ray.records import CRITERIA, LEVELS
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,11 @@ TOY_PROBLEMS = (
     "Find all real x with sqrt(x + 3) + sqrt(x - 1) = 4.",
     "A fair die is rolled until a six appears. Find the expected number of rolls.",
     "Prove that for positive reals a, b, c with abc = 1, a^2 + b^2 + c^2 >= a + b + c.",
+)
+TOY_ANSWERS = ("3", "4", "144", "\\frac{9}{2}", "6", "1")  # one per toy problem (not checked)
+TOY_REASONING = (
+    "First restate what is asked. Try small cases, spot the pattern, then prove it holds.",
+    "Set up the equation, simplify both sides, and check the candidate against the conditions.",
 )
 TOY_RATIONALES = (
     "Start from the first concept, ask which quantity it controls, then use the second to "
@@ -49,6 +55,13 @@ def _example(task: str, rng: random.Random, lists: list[list[str]]) -> tuple[lis
     concepts = rng.choice(lists)[:5]
     level, problem = rng.choice(LEVELS), rng.choice(TOY_PROBLEMS)
     rationale = rng.choice(TOY_RATIONALES)
+    if task == "solve":
+        index = rng.randrange(len(TOY_PROBLEMS))
+        reply = (
+            f"<think>\n{rng.choice(TOY_REASONING)}\n</think>\n\n"
+            f"The answer is $\\boxed{{{TOY_ANSWERS[index]}}}$."
+        )
+        return solve_prompt.build_solve_messages(TOY_PROBLEMS[index]), reply
     if task == "concepts":
         reply = "\n".join(f"{i + 1}. {c}" for i, c in enumerate(concepts)) + f"\nLevel: {level}"
         return concept_prompt.build_concept_messages(problem, 5), reply
@@ -69,10 +82,10 @@ def _example(task: str, rng: random.Random, lists: list[list[str]]) -> tuple[lis
 
 
 def format_examples(n: int, seed: int = 0) -> list[tuple[list[dict], str]]:
-    """`n` (chat messages, reply) pairs cycling through the four reply formats."""
+    """`n` (chat messages, reply) pairs cycling through the five reply formats."""
     rng = random.Random(seed)
     lists = load_concept_lists(default_concept_lists_path())
-    tasks = ("concepts", "rationale", "generator", "judge")
+    tasks = ("concepts", "rationale", "generator", "judge", "solve")
     return [_example(tasks[i % len(tasks)], rng, lists) for i in range(n)]
 
 

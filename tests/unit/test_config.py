@@ -92,3 +92,39 @@ def test_config_is_frozen():
     cfg = load_config(SynthesizeConfig, LOCAL)
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen
         cfg.round = 3
+
+
+def _job_of(path: Path) -> str:
+    """Which job a shipped config is for, from its name (train/* and *-local.yaml)."""
+    if path.parent.name == "train":
+        return "train"
+    stem = path.stem.removesuffix("-local")
+    return "synthesize" if stem == "local" else stem
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((REPO / "jobs" / "configs").rglob("*.yaml")),
+    ids=lambda p: str(p.relative_to(REPO / "jobs" / "configs")),
+)
+def test_every_shipped_config_validates(path):
+    from promptcot_ray.job_configs import JOB_CONFIGS
+
+    cfg = load_config(JOB_CONFIGS[_job_of(path)], path)
+    assert cfg.job == _job_of(path)
+
+
+def test_shipped_student_configs_carry_the_method_settings():
+    from promptcot_ray.train.config import TrainConfig
+
+    train_dir = REPO / "jobs" / "configs" / "train"
+    for name in ("student-ds1.5b-8gpu", "student-ds7b-8gpu"):
+        cfg = load_config(TrainConfig, train_dir / f"{name}.yaml")
+        assert (cfg.learning_rate, cfg.epochs, cfg.max_length) == (5e-6, 2, 16384)
+        assert (cfg.micro_batch_size, cfg.gradient_accumulation_steps) == (1, 8)
+        assert (cfg.warmup_steps, cfg.weight_decay, cfg.precision) == (100, 0.01, "bf16")
+        assert cfg.gradient_checkpointing and cfg.num_workers == 8
+        assert cfg.deepspeed.zero_stage == 2 and cfg.deepspeed.offload_optimizer
+    big = load_config(TrainConfig, train_dir / "student-32b-8gpu.yaml")
+    assert big.deepspeed.zero_stage == 3 and big.deepspeed.offload_params
+    assert (big.learning_rate, big.gradient_accumulation_steps) == (2e-6, 2)

@@ -1,0 +1,262 @@
+"""The distill job: problems -> n teacher solutions each -> pseudo-labels -> student SFT rows.
+
+Writes distill/solutions (every sample, valid or rejected with a reason), distill/labels (one
+row per problem: label and confidence, or the reason it has none) and distill/sft (prompt =
+the solve prompt, completion = an agreeing solution), which `train` reads.
+Re-running resumes: samples whose rows exist are not generated again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from promptcot_ray import records as R
+from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
+from promptcot_ray.config import ConfigError, config_to_yaml
+from promptcot_ray.distill.config import DistillConfig
+from promptcot_ray.distill.labeling import LABEL_SCHEMA, SFT_SCHEMA, LabelProblem
+from promptcot_ray.ledger import StageRecord, append_records
+from promptcot_ray.llm_stage import HELPER_CPUS, run_llm_stage
+from promptcot_ray.model_paths import with_run_models
+from promptcot_ray.quality.job import accepted_files
+from promptcot_ray.quality.outputs import KEPT_DIR
+from promptcot_ray.resume import prefer_finished, without_written
+from promptcot_ray.solving import (
+    BuildSolveRequest,
+    CollectSolution,
+    SettleSolution,
+    expand_samples,
+    solution_schema,
+)
+from promptcot_ray.sources import read_rows
+from promptcot_ray.storage import RunDir
+
+logger = logging.getLogger(__name__)
+
+JOB = "distill"
+STAGE_SOLVE = "distill_solve"
+SOLUTIONS_DIR = "distill/solutions"
+LABELS_DIR = "distill/labels"
+SFT_DIR = "distill/sft"
+
+
+class NoProblems(RuntimeError):
+    """There is nothing to distill."""
+
+
+EXPECTED_ERRORS = (NoProblems, TooManyErrors)
+
+
+@dataclass
+class DistillSummary:
+    run_dir: str
+    problems: int
+    samples: int
+    valid: int
+    labelled: int
+    sft_rows: int
+    rejected_solutions: dict[str, int] = field(default_factory=dict)
+    rejected_problems: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    resumed_samples: int = 0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def load_problems(cfg: DistillConfig, run: RunDir) -> pa.Table:
+    """(problem_id, problem): problems/ when the quality job finished, else accepted rows."""
+    if cfg.problems != "auto":
+        table = read_rows(cfg.problems, cfg.storage, run, "problems")
+        if "problem" not in table.schema.names:
+            raise ConfigError(f"problems {cfg.problems!r} has no `problem` column")
+        if R.ID not in table.schema.names:  # a user's file: ids from the text
+            ids = [R.make_id("problem", p) for p in table.column("problem").to_pylist()]
+            table = table.append_column(R.ID, pa.array(ids, pa.string()))
+    elif run.is_complete(KEPT_DIR):
+        table = run.read_table(KEPT_DIR, columns=[R.ID, "problem"])
+    else:
+        files = accepted_files(run)
+        if not files:
+            raise NoProblems(
+                f"no problems in {run.uri_of(KEPT_DIR)} (quality job) nor any accepted rows "
+                f"under {run.uri_of('synthesis')}; run synthesize first or set problems: FILE"
+            )
+        table = pa.concat_tables([run.read_parquet_file(f, [R.ID, "problem"]) for f in files])
+        logger.info("problems/ is not complete; distilling %d accepted rows", table.num_rows)
+    table = table.select([R.ID, "problem"]).rename_columns(["problem_id", "problem"])
+    table = table.filter(pc.invert(pc.is_null(table["problem"])))
+    seen: set[str] = set()
+    keep = []
+    for pid in table["problem_id"].to_pylist():  # one row per problem id
+        keep.append(pid not in seen)
+        seen.add(pid)
+    return table.filter(pa.array(keep, pa.bool_()))
+
+
+def _check_teacher_settings(cfg: DistillConfig, run: RunDir) -> None:
+    """Refuse to mix solutions of two teacher setups in one run's distill/solutions."""
+    t = cfg.teacher
+    settings = {
+        "model": t.model,
+        "seed": t.seed,
+        "temperature": t.temperature,
+        "top_p": t.top_p,
+        "max_tokens": t.max_tokens,
+        "instruction": cfg.instruction,
+    }
+    rel = f"{SOLUTIONS_DIR}/_SETTINGS.json"
+    if run.exists(rel) and (old := run.read_json(rel)) != settings:
+        changed = sorted(k for k in settings if old.get(k) != settings[k])
+        raise ConfigError(
+            f"{run.uri_of(SOLUTIONS_DIR)} holds solutions made with other teacher settings "
+            f"({', '.join(changed)}); use another run_dir or delete distill/ to start over"
+        )
+    run.write_json(rel, settings)
+
+
+def solve(cfg: DistillConfig, run: RunDir, problems: pa.Table) -> tuple[int, int]:
+    """Generate the missing teacher samples; return (samples in total, done before)."""
+    _check_teacher_settings(cfg, run)
+    samples = expand_samples(problems, cfg.samples_per_problem, cfg.teacher, STAGE_SOLVE)
+    todo, done = without_written(samples, R.ID, run, SOLUTIONS_DIR, R.ID)
+    logger.info(
+        "%d problems x %d samples: %d done, %d to generate",
+        problems.num_rows,
+        cfg.samples_per_problem,
+        done,
+        todo.num_rows,
+    )
+    if todo.num_rows:
+        schema = solution_schema()
+        steps = (
+            BuildSolveRequest(cfg.teacher, STAGE_SOLVE, cfg.instruction, ()),
+            CollectSolution(cfg.teacher.max_tokens, ()),
+            SettleSolution(schema),
+        )
+        rows = todo.select(["problem_id", "problem", "sample_index"])
+        run_llm_stage(
+            rows, cfg.teacher, steps, run, SOLUTIONS_DIR, schema, R.ID, cfg.checkpoint_rows
+        )
+    return samples.num_rows, done
+
+
+def label(cfg: DistillConfig, run: RunDir) -> Any:
+    """The materialised per-problem groups (GROUP_SCHEMA) from every solution file."""
+    import ray
+
+    files = [run.path(f) for f in run.list_files(SOLUTIONS_DIR, ".parquet")]
+    ds = ray.data.read_parquet(files, filesystem=run.fs, ray_remote_args={"num_cpus": HELPER_CPUS})
+    return (
+        ds.groupby("problem_id")
+        .map_groups(
+            LabelProblem,
+            fn_constructor_kwargs={
+                "min_confidence": cfg.min_confidence,
+                "select": cfg.select,
+                "instruction": cfg.instruction,
+                "timeout_s": cfg.grading_timeout_s,
+            },
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),
+            num_cpus=HELPER_CPUS,
+        )
+        .materialize()
+    )
+
+
+def _write_outputs(run: RunDir, groups: Any) -> tuple[pa.Table, pa.Table]:
+    from promptcot_ray.sinks import IdKeyedParquetSink
+
+    for rel in (LABELS_DIR, SFT_DIR):
+        run.delete_dir(rel)  # rebuilt whole from solutions: no stale rows from an earlier run
+    labels = groups.drop_columns(["sft"])
+    labels.write_datasink(IdKeyedParquetSink(run, LABELS_DIR, LABEL_SCHEMA, R.ID))
+    sft = groups.flat_map(lambda row: list(row["sft"]), num_cpus=HELPER_CPUS)
+    sft.write_datasink(IdKeyedParquetSink(run, SFT_DIR, SFT_SCHEMA, R.ID))
+    label_table = run.read_table(LABELS_DIR, [R.STATUS, R.REASON]) or LABEL_SCHEMA.empty_table()
+    sft_table = run.read_table(SFT_DIR, [R.ID]) or SFT_SCHEMA.empty_table()
+    return label_table, sft_table
+
+
+def run(cfg: DistillConfig) -> DistillSummary:
+    """Run (or resume) distillation; Ray must be connected."""
+    started = time.time()
+    run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
+    run_dir.preflight()
+    cfg = with_run_models(cfg, run_dir)
+    run_dir.write_text("distill/config.yaml", config_to_yaml(cfg))
+    problems = load_problems(cfg, run_dir)
+    if not problems.num_rows:
+        raise NoProblems("the problem set is empty")
+    total, done = solve(cfg, run_dir, problems)
+
+    solutions = run_dir.read_table(
+        SOLUTIONS_DIR, [R.ID, R.STATUS, R.REASON, "tokens_in", "tokens_out"]
+    )
+    rows = prefer_finished(solutions.to_pylist(), R.ID)
+    check_error_fraction(pa.Table.from_pylist(rows), cfg.max_error_fraction, "teacher")
+    groups = label(cfg, run_dir)
+    label_table, sft_table = _write_outputs(run_dir, groups)
+    run_dir.mark_complete("distill", {"problems": problems.num_rows, "samples": total})
+
+    solution_reasons = Counter(r[R.REASON] for r in rows if r[R.STATUS] != R.STATUS_OK)
+    problem_reasons = Counter(x for x in label_table.column(R.REASON).to_pylist() if x is not None)
+    valid = sum(1 for r in rows if r[R.STATUS] == R.STATUS_OK)
+    labelled = label_table.num_rows - sum(problem_reasons.values())
+    seconds = time.time() - started
+    model = cfg.teacher.model
+    append_records(
+        run_dir,
+        [
+            StageRecord(
+                JOB,
+                STAGE_SOLVE,
+                len(rows),
+                valid,
+                dict(solution_reasons),
+                sum(r["tokens_in"] for r in rows),
+                sum(r["tokens_out"] for r in rows),
+                seconds,
+                model,
+            ),
+            StageRecord(
+                JOB,
+                "pseudo_label",
+                label_table.num_rows,
+                labelled,
+                dict(problem_reasons),
+                model=model,
+                extra={"min_confidence": cfg.min_confidence},
+            ),
+            StageRecord(
+                JOB,
+                "distill_sft",
+                labelled,
+                sft_table.num_rows,
+                model=model,
+                extra={"select": cfg.select},
+            ),
+        ],
+    )
+    return DistillSummary(
+        run_dir=run_dir.uri,
+        problems=problems.num_rows,
+        samples=total,
+        valid=valid,
+        labelled=labelled,
+        sft_rows=sft_table.num_rows,
+        rejected_solutions=dict(solution_reasons),
+        rejected_problems=dict(problem_reasons),
+        seconds=seconds,
+        resumed_samples=done,
+        outputs={
+            n: run_dir.uri_of(d)
+            for n, d in (("solutions", SOLUTIONS_DIR), ("labels", LABELS_DIR), ("sft", SFT_DIR))
+        },
+    )

@@ -1,0 +1,139 @@
+"""Per problem: valid solutions -> pseudo-label and confidence -> the chosen SFT rows.
+
+Runs as a Ray Data `groupby("problem_id").map_groups(...)`, so the solutions of 400k
+problems never have to fit on the driver; each actor keeps one math-verify process pool.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pyarrow as pa
+
+from promptcot_ray import records as R
+from promptcot_ray.distill.labels import (
+    REASON_LOW_CONFIDENCE,
+    REASON_NO_VALID_SOLUTION,
+    majority_label,
+)
+from promptcot_ray.distill.solutions import full_solution
+from promptcot_ray.prompts import solve as solve_prompt
+from promptcot_ray.resume import prefer_finished
+
+STAGE_LABEL = "pseudo_label"
+STAGE_SFT = "distill_sft"
+
+LABEL_SCHEMA = pa.schema(
+    [
+        *R.LINEAGE_FIELDS,
+        pa.field("problem_id", pa.string()),
+        pa.field("problem", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("confidence", pa.float64()),
+        pa.field("valid_solutions", pa.int64()),
+        pa.field("samples", pa.int64()),
+        pa.field("answer_groups", pa.int64()),
+        *R.OUTCOME_FIELDS,
+    ]
+)
+SFT_SCHEMA = pa.schema(
+    [
+        *R.LINEAGE_FIELDS,
+        pa.field("problem_id", pa.string()),
+        pa.field("solution_id", pa.string()),
+        pa.field("prompt", pa.string()),  # JSON chat messages: the solve prompt
+        pa.field("completion", pa.string()),  # the teacher's whole solution (think + answer)
+        pa.field("label", pa.string()),
+        pa.field("tokens_out", pa.int64()),
+    ]
+)
+# what map_groups returns: a label row with its SFT rows nested (split by the job)
+GROUP_SCHEMA = LABEL_SCHEMA.append(pa.field("sft", pa.list_(pa.struct(list(SFT_SCHEMA)))))
+
+
+def choose(agreeing: list[dict[str, Any]], select: str, problem_id: str) -> list[dict]:
+    """The agreeing solutions that become SFT rows."""
+    if select == "all":
+        return sorted(agreeing, key=lambda r: r[R.ID])
+    if select == "random":
+        ordered = sorted(agreeing, key=lambda r: r[R.ID])
+        return [random.Random(problem_id).choice(ordered)]
+    return [min(agreeing, key=lambda r: (r["tokens_out"], r[R.ID]))]
+
+
+class LabelProblem:
+    """map_groups callable: one problem's solutions -> one GROUP_SCHEMA row."""
+
+    def __init__(
+        self, min_confidence: float, select: str, instruction: str, timeout_s: float
+    ) -> None:
+        from promptcot_ray.evaluate.grading import GradingPool
+
+        self.min_confidence, self.select, self.instruction = min_confidence, select, instruction
+        self.pool = GradingPool(processes=1, timeout_s=timeout_s)
+
+    def __call__(self, group: pa.Table) -> pa.Table:
+        rows = prefer_finished(group.to_pylist(), R.ID)
+        rows.sort(key=lambda r: r[R.ID])
+        first = rows[0]
+        valid = [r for r in rows if r[R.STATUS] == R.STATUS_OK and r["answer"]]
+        result = majority_label([r["answer"] for r in valid], self.pool.grade)
+        reason = None
+        if not valid:
+            reason = REASON_NO_VALID_SOLUTION
+        elif result.confidence < self.min_confidence:
+            reason = REASON_LOW_CONFIDENCE
+        label_id = R.make_id(
+            STAGE_LABEL, first["problem_id"], first[R.MODEL], [r[R.ID] for r in rows]
+        )
+        sft = []
+        if reason is None:
+            agreeing = [valid[i] for i in result.agreeing]
+            prompt = json.dumps(
+                solve_prompt.build_solve_messages(first["problem"], self.instruction)
+            )
+            for sol in choose(agreeing, self.select, first["problem_id"]):
+                sft.append(
+                    {
+                        **R.lineage(
+                            R.make_id(STAGE_SFT, first["problem_id"], sol[R.ID]),
+                            [first["problem_id"], sol[R.ID]],
+                            STAGE_SFT,
+                            sol[R.MODEL],
+                            solve_prompt.VERSION,
+                            sol[R.SEED],
+                            sol[R.SAMPLE_INDEX],
+                        ),
+                        "problem_id": first["problem_id"],
+                        "solution_id": sol[R.ID],
+                        "prompt": prompt,
+                        "completion": full_solution(sol["text"], sol["think_opened_by_prompt"]),
+                        "label": result.label,
+                        "tokens_out": sol["tokens_out"],
+                    }
+                )
+        row = {
+            **R.lineage(
+                label_id,
+                [r[R.ID] for r in rows],
+                STAGE_LABEL,
+                first[R.MODEL],
+                solve_prompt.VERSION,
+                None,
+                None,
+            ),
+            "problem_id": first["problem_id"],
+            "problem": first["problem"],
+            "label": result.label if reason is None else None,
+            "confidence": result.confidence,
+            "valid_solutions": len(valid),
+            "samples": len(rows),
+            "answer_groups": result.groups,
+            R.STATUS: R.STATUS_OK if reason is None else R.STATUS_FILTERED,
+            R.REASON: reason,
+            R.ERROR: None,
+            "sft": sft,
+        }
+        return pa.Table.from_pylist([row], schema=GROUP_SCHEMA)

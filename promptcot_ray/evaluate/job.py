@@ -1,0 +1,248 @@
+"""The evaluate job: n seeded runs of a model over problem sets, graded with math-verify.
+
+Writes eval/<name>/generations (resumable), eval/<name>/samples (one graded row per item and
+run) and eval/<name>/summary.json; with `difficulty: true` also the method's two difficulty
+measures per set (the model's solve rate, a reasoning model's mean reasoning tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import pyarrow as pa
+
+from promptcot_ray import records as R
+from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
+from promptcot_ray.config import LLMConfig, config_to_yaml
+from promptcot_ray.evaluate.config import EvaluateConfig
+from promptcot_ray.evaluate.sets import load_set
+from promptcot_ray.evaluate.summary import summarize
+from promptcot_ray.llm_stage import HELPER_CPUS, run_llm_stage
+from promptcot_ray.model_paths import with_run_models
+from promptcot_ray.resume import prefer_finished, without_written
+from promptcot_ray.solving import (
+    BuildSolveRequest,
+    CollectSolution,
+    SettleSolution,
+    expand_samples,
+    solution_schema,
+)
+from promptcot_ray.storage import RunDir
+
+logger = logging.getLogger(__name__)
+
+JOB = "evaluate"
+STAGE_EVAL = "evaluate_solve"
+STAGE_REASONER = "difficulty_reasoning"
+CARRIED = ("benchmark", "reference", "compare")
+CARRIED_FIELDS = [pa.field(c, pa.string()) for c in CARRIED]
+GENERATION_SCHEMA = solution_schema(CARRIED_FIELDS)
+SAMPLE_SCHEMA = GENERATION_SCHEMA.append(pa.field("correct", pa.bool_())).append(
+    pa.field("grade_status", pa.string())
+)
+SUMMARY_COLUMNS = [
+    R.ID,
+    R.STATUS,
+    "benchmark",
+    "problem_id",
+    R.SAMPLE_INDEX,
+    "correct",
+    "grade_status",
+    "tokens_out",
+    "finish_reason",
+]
+
+
+class NoItems(RuntimeError):
+    """No set had any item with a problem and a reference answer."""
+
+
+EXPECTED_ERRORS = (NoItems, TooManyErrors)
+
+
+@dataclass
+class EvaluateSummary:
+    run_dir: str
+    name: str
+    benchmarks: dict[str, dict[str, Any]]
+    difficulty: dict[str, dict[str, float]] | None = None
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def eval_name(cfg: EvaluateConfig) -> str:
+    if cfg.name:
+        return cfg.name
+    base = PurePosixPath(cfg.model.model.rstrip("/")).name or "model"
+    return re.sub(r"[^A-Za-z0-9._-]", "-", base).lstrip(".-") or "model"
+
+
+class GradeBatch:
+    """map_batches callable: add `correct` and `grade_status` (one process pool per actor)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        from promptcot_ray.evaluate.grading import GradingPool
+
+        self.pool = GradingPool(processes=1, timeout_s=timeout_s)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        items = list(
+            zip(
+                batch.column("final_answer").to_pylist(),
+                batch.column("reference").to_pylist(),
+                batch.column("compare").to_pylist(),
+                strict=True,
+            )
+        )
+        grades = self.pool.grade(items)
+        batch = batch.append_column("correct", pa.array([g.correct for g in grades]))
+        return batch.append_column("grade_status", pa.array([g.status for g in grades]))
+
+
+def generate(
+    cfg: EvaluateConfig,
+    llm: LLMConfig,
+    items: pa.Table,
+    runs: int,
+    stage: str,
+    run: RunDir,
+    rel: str,
+) -> pa.Table:
+    """Generate the missing (item, run) samples under `rel`; return the finished rows."""
+    samples = expand_samples(items, runs, llm, stage)
+    todo, done = without_written(samples, R.ID, run, rel, R.ID)
+    logger.info(
+        "%s: %d samples, %d done, %d to generate", rel, samples.num_rows, done, todo.num_rows
+    )
+    if todo.num_rows:
+        steps = (
+            BuildSolveRequest(llm, stage, cfg.instruction, CARRIED),
+            CollectSolution(llm.max_tokens, CARRIED),
+            SettleSolution(GENERATION_SCHEMA),
+        )
+        rows = todo.select(["problem_id", "problem", "sample_index", *CARRIED])
+        run_llm_stage(rows, llm, steps, run, rel, GENERATION_SCHEMA, R.ID, cfg.checkpoint_rows)
+    wanted = set(samples.column(R.ID).to_pylist())
+    table = run.read_table(rel, [R.ID, R.STATUS, "benchmark", "tokens_out"])
+    rows = [r for r in prefer_finished(table.to_pylist(), R.ID) if r[R.ID] in wanted]
+    check_error_fraction(pa.Table.from_pylist(rows), cfg.max_error_fraction, stage)
+    return pa.Table.from_pylist(rows)
+
+
+def grade(cfg: EvaluateConfig, run: RunDir, generations: str, samples: str) -> None:
+    """Grade every generation (Ray Data, math-verify pools) into `samples` (rebuilt whole)."""
+    import ray
+
+    from promptcot_ray.sinks import IdKeyedParquetSink
+
+    files = [run.path(f) for f in run.list_files(generations, ".parquet")]
+    ds = ray.data.read_parquet(files, filesystem=run.fs, ray_remote_args={"num_cpus": HELPER_CPUS})
+    graded = ds.map_batches(
+        GradeBatch,
+        fn_constructor_kwargs={"timeout_s": cfg.grading_timeout_s},
+        batch_format="pyarrow",
+        batch_size=256,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),
+        num_cpus=HELPER_CPUS,
+    )
+    run.delete_dir(samples)
+    graded.write_datasink(IdKeyedParquetSink(run, samples, SAMPLE_SCHEMA, R.ID))
+
+
+def _mean_tokens(rows: pa.Table) -> dict[str, float]:
+    by_set: dict[str, list[int]] = {}
+    for r in rows.to_pylist():
+        if r[R.STATUS] != R.STATUS_ERROR:
+            by_set.setdefault(r["benchmark"], []).append(int(r["tokens_out"] or 0))
+    return {k: statistics.fmean(v) for k, v in by_set.items() if v}
+
+
+def run(cfg: EvaluateConfig) -> EvaluateSummary:
+    """Run (or resume) an evaluation; Ray must be connected."""
+    started = time.time()
+    run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
+    run_dir.preflight()
+    cfg = with_run_models(cfg, run_dir)
+    name = eval_name(cfg)
+    base = f"eval/{name}"
+    run_dir.write_text(f"{base}/config.yaml", config_to_yaml(cfg))
+    sets = [load_set(spec, cfg.storage, run_dir) for spec in cfg.benchmarks]
+    for spec, table in zip(cfg.benchmarks, sets, strict=True):
+        logger.info("%s: %d items", spec.name, table.num_rows)
+    items = pa.concat_tables(sets)
+    if not items.num_rows:
+        raise NoItems("no benchmark item has both a problem and a reference answer")
+
+    generated = generate(
+        cfg, cfg.model, items, cfg.runs, STAGE_EVAL, run_dir, f"{base}/generations"
+    )
+    grade(cfg, run_dir, f"{base}/generations", f"{base}/samples")
+    graded = run_dir.read_table(f"{base}/samples", SUMMARY_COLUMNS)
+    wanted = set(generated.column(R.ID).to_pylist())
+    rows = [r for r in prefer_finished(graded.to_pylist(), R.ID) if r[R.ID] in wanted]
+    benchmarks = summarize(rows)
+
+    difficulty = None
+    if cfg.difficulty:
+        tokens = {k: v["mean_reasoning_tokens"] for k, v in benchmarks.items()}
+        if cfg.reasoner is not None:
+            reasoned = generate(
+                cfg,
+                cfg.reasoner,
+                items,
+                cfg.reasoner_runs,
+                STAGE_REASONER,
+                run_dir,
+                f"{base}/reasoner",
+            )
+            tokens = _mean_tokens(reasoned)
+        difficulty = {
+            k: {"solve_rate": v["accuracy_mean"], "mean_reasoning_tokens": tokens.get(k, 0.0)}
+            for k, v in benchmarks.items()
+        }
+    seconds = time.time() - started
+    summary = EvaluateSummary(
+        run_dir=run_dir.uri,
+        name=name,
+        benchmarks=benchmarks,
+        difficulty=difficulty,
+        seconds=seconds,
+        outputs={
+            "samples": run_dir.uri_of(base, "samples"),
+            "summary": run_dir.uri_of(base, "summary.json"),
+        },
+    )
+    run_dir.write_json(
+        f"{base}/summary.json",
+        {
+            "model": cfg.model.model,
+            "runs": cfg.runs,
+            "benchmarks": benchmarks,
+            "difficulty": difficulty,
+            "reasoner": cfg.reasoner.model if cfg.reasoner else None,
+        },
+    )
+    from promptcot_ray.ledger import StageRecord, append_records
+
+    append_records(
+        run_dir,
+        [
+            StageRecord(
+                JOB,
+                f"{STAGE_EVAL}:{name}",
+                len(rows),
+                len(rows),
+                tokens_out=int(sum(int(r["tokens_out"] or 0) for r in rows)),
+                seconds=seconds,
+                model=cfg.model.model,
+                extra={k: round(v["accuracy_mean"], 4) for k, v in benchmarks.items()},
+            )
+        ],
+    )
+    return summary
