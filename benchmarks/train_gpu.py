@@ -91,8 +91,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="train-bench-"))
     params = build_model(args.preset, work / "model")
-    write_rows(work / "rows.jsonl", rows=4000, words=args.max_length)  # ~1.3 tokens a word
     gpus = 0 if args.cpu else args.gpus
+    workers = 2 if args.cpu else max(1, gpus)
+    rows = args.steps * args.micro_batch * workers  # exactly the rows the steps consume
+    write_rows(work / "rows.jsonl", rows=rows, words=args.max_length)  # ~1.3 tokens a word
     peak = PEAK_TFLOPS["cpu" if args.cpu else args.gpu_kind] * 1e12
     ray.init(num_cpus=8 if args.cpu else None)
     results = []
@@ -101,7 +103,7 @@ def main() -> None:
             f"storage.run_dir={work / f'run-zero{stage}'}",
             f"base_model={work / 'model'}",
             f"data.source={work / 'rows.jsonl'}",
-            f"num_workers={max(1, gpus) if not args.cpu else 2}",
+            f"num_workers={workers}",
             f"use_gpu={not args.cpu}",
             f"precision={'fp32' if args.cpu else 'bf16'}",
             f"deepspeed.zero_stage={stage}",

@@ -18,8 +18,11 @@ ROW_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 
 def is_external(source: str) -> bool:
-    """An absolute path or URI (a file the user brings) rather than a run-directory dataset."""
-    return "://" in source or source.startswith(("/", "./", "../", "~"))
+    """A file the user brings (URI, absolute path, or an existing local path relative to the
+    working directory) rather than a run-directory dataset such as `distill/labels`."""
+    import os
+
+    return "://" in source or source.startswith(("/", "./", "../", "~")) or os.path.exists(source)
 
 
 def _read_jsonl(folder: RunDir, name: str, label: str) -> list[dict]:

