@@ -200,6 +200,13 @@ class SynthesizeConfig(_Frozen):
         le=1.0,
         description="Fail the job when more than this share of rows hit engine errors.",
     )
+    quality: QualityGates | None = Field(
+        None,
+        description="Run the quality gates (dedup, decontamination) as Ray Data stages at the "
+        "end of the round, over every round's accepted rows, writing problems/ and "
+        "problems-removed/ so removed rows never reach a teacher. None = run `quality` "
+        "separately. `quality: {}` uses the defaults (benchmarks from Hugging Face).",
+    )
 
     @model_validator(mode="after")
     def _check_judges(self) -> SynthesizeConfig:
@@ -360,12 +367,10 @@ DEFAULT_BENCHMARKS = (
 )
 
 
-class QualityConfig(_Frozen):
-    """The quality job: accepted problems -> exact dedup, near-dedup, decontamination."""
+class QualityGates(_Frozen):
+    """Exact dedup, near-dedup and decontamination settings (the quality job's, and
+    synthesize's `quality:` switch that runs the same gates at the end of a round)."""
 
-    job: Literal["quality"] = "quality"
-    storage: StorageConfig = StorageConfig()
-    ray: RayConfig = RayConfig()
     benchmarks: tuple[BenchmarkSource, ...] = Field(
         DEFAULT_BENCHMARKS,
         description="Evaluation sets to decontaminate against. The default names MATH-500, "
@@ -396,11 +401,19 @@ class QualityConfig(_Frozen):
     )
 
     @model_validator(mode="after")
-    def _check_names(self) -> QualityConfig:
+    def _check_names(self) -> QualityGates:
         names = [b.name for b in self.benchmarks]
         if len(set(names)) != len(names):
             raise ValueError(f"benchmarks: names must be unique, got {names}")
         return self
+
+
+class QualityConfig(QualityGates):
+    """The quality job: accepted problems -> exact dedup, near-dedup, decontamination."""
+
+    job: Literal["quality"] = "quality"
+    storage: StorageConfig = StorageConfig()
+    ray: RayConfig = RayConfig()
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

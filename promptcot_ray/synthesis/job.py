@@ -247,17 +247,33 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
     run_dir.write_json(f"{round_dir}/stats.json", {r.stage: r.__dict__ for r in records})
     _check_errors(cfg, counts)  # a failed round is not marked complete; a re-run retries
     run_dir.mark_complete(round_dir, {"config": config_hash(cfg), "accepted": counts.accepted})
-    return RunSummary(
-        run_dir.uri,
-        round_dir,
-        counts,
-        seconds,
-        done,
-        {
-            name: run_dir.uri_of(round_dir, name)
-            for name in ("accepted", "rejected", "drafts", "judgements")
-        },
+    outputs = {
+        name: run_dir.uri_of(round_dir, name)
+        for name in ("accepted", "rejected", "drafts", "judgements")
+    }
+    if cfg.quality is not None:
+        outputs.update(run_quality_gates(cfg))
+    return RunSummary(run_dir.uri, round_dir, counts, seconds, done, outputs)
+
+
+def run_quality_gates(cfg: SynthesizeConfig) -> dict[str, str]:
+    """The quality job's Ray Data stages over every round's accepted rows (config switch)."""
+    from promptcot_ray.config import QualityConfig
+    from promptcot_ray.quality import job as quality
+
+    qcfg = QualityConfig(storage=cfg.storage, ray=cfg.ray, **dict(cfg.quality))
+    try:
+        summary = quality.run(qcfg)
+    except quality.NoAcceptedProblems:
+        logger.info("quality gates: no accepted problem in any round yet; nothing to check")
+        return {}
+    logger.info(
+        "quality gates: %d of %d accepted problems kept; removed %s",
+        summary.kept,
+        summary.rows_in,
+        dict(summary.rejected) or "none",
     )
+    return summary.outputs
 
 
 def _check_errors(cfg: SynthesizeConfig, counts: RoundCounts) -> None:

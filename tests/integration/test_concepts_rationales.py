@@ -20,6 +20,7 @@ from .helpers import REPO, read_round, synth_config
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SEEDS = REPO / "tests" / "data" / "seeds.jsonl"
+BENCHMARKS = REPO / "tests" / "data" / "benchmarks"
 
 
 def _llm_overrides(section: str, model) -> list[str]:
@@ -118,6 +119,8 @@ def test_pool_hands_off_to_synthesize_with_real_judgements(concepts_run, format_
         "judges.1.llm.max_tokens=96",
         "judges.0.llm.temperature=0.8",
         "judges.1.llm.temperature=0.8",
+        # the quality gates as stages at the end of the round (offline benchmark excerpts)
+        f"quality={{benchmarks: [{{name: math500, path: {BENCHMARKS / 'math500.jsonl'}}}]}}",
     )
     summary = run(cfg)
     combos = read_round(run_dir, "combinations")
@@ -135,6 +138,16 @@ def test_pool_hands_off_to_synthesize_with_real_judgements(concepts_run, format_
         for row in accepted.to_pylist():
             assert set(json.loads(row["verdicts"]).values()) == {"perfect"}
             assert len(row[R.PARENT_IDS]) == 3 and all(row[R.PARENT_IDS])
+        # synthesize-stage quality gates: every accepted row is kept or removed with a reason
+        run = RunDir(run_dir)
+        assert run.is_complete("problems") and run.is_complete("problems-removed")
+        kept = run.read_table("problems")
+        removed = run.read_table("problems-removed")
+        kept_ids = set(kept.column(R.ID).to_pylist()) if kept is not None else set()
+        removed_rows = removed.to_pylist() if removed is not None else []
+        assert all(r[R.REASON] for r in removed_rows)
+        assert kept_ids | {r[R.ID] for r in removed_rows} == set(accepted.column(R.ID).to_pylist())
+        assert summary.outputs["problems"] == run.uri_of("problems")
 
 
 def test_best_of_n_keeps_the_highest_scoring_rationale(concepts_run, format_model_path, tmp_path):

@@ -128,3 +128,19 @@ def test_shipped_student_configs_carry_the_method_settings():
     big = load_config(TrainConfig, train_dir / "student-32b-8gpu.yaml")
     assert big.deepspeed.zero_stage == 3 and big.deepspeed.offload_params
     assert (big.learning_rate, big.gradient_accumulation_steps) == (2e-6, 2)
+
+
+def test_synthesize_quality_switch_takes_the_quality_gate_settings(tmp_path):
+    from promptcot_ray.config import QualityConfig, QualityGates
+
+    off = load_config(SynthesizeConfig, LOCAL)
+    assert off.quality is None
+    on = load_config(
+        SynthesizeConfig,
+        LOCAL,
+        ["quality={benchmarks: [{name: b, path: /x.jsonl}], minhash_threshold: 0.7}"],
+    )
+    assert isinstance(on.quality, QualityGates) and on.quality.minhash_threshold == 0.7
+    assert QualityConfig(**dict(on.quality)).benchmarks[0].name == "b"
+    with pytest.raises(ConfigError, match=r"quality\.ngram"):
+        load_config(SynthesizeConfig, LOCAL, ["quality.ngram=1"])
