@@ -60,9 +60,25 @@ def bucket_pairs(ids: list[str], text_hashes: list[int]) -> list[tuple[str, str,
     return pairs
 
 
-def bucket_pairs_table(group: pa.Table) -> pa.Table:
-    """bucket_pairs over one bucket's rows (columns id, text_hash), as a PAIRS_SCHEMA table."""
-    pairs = bucket_pairs(group["id"].to_pylist(), group["text_hash"].to_pylist())
+def partition_pairs(group: pa.Table) -> pa.Table:
+    """Candidate pairs of every bucket in one partition of bucket rows (key, id, text_hash).
+
+    One sort finds the runs of equal keys; only keys shared by several rows reach Python.
+    Grouping by a coarse partition instead of by key keeps the shuffle to one and avoids
+    an Arrow table per bucket (hundreds of thousands of tiny groups at 400k problems).
+    """
+    keys = group["key"].to_numpy()
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    ends = np.r_[starts[1:], len(sorted_keys)]
+    shared = (ends - starts) > 1
+    ids = np.asarray(group[R.ID].to_pylist(), dtype=object)
+    hashes = group["text_hash"].to_numpy()
+    pairs: list[tuple[str, str, bool]] = []
+    for lo, hi in zip(starts[shared].tolist(), ends[shared].tolist(), strict=True):
+        take = order[lo:hi]
+        pairs += bucket_pairs(ids[take].tolist(), hashes[take].tolist())
     return pa.Table.from_pylist(
         [{"a": a, "b": b, "same_text": s} for a, b, s in pairs], schema=PAIRS_SCHEMA
     )

@@ -14,11 +14,9 @@ from promptcot_ray import records as R
 from promptcot_ray.quality.decontam import NgramIndex, first_hits
 from promptcot_ray.quality.minhash import MinHasher, band_keys, exact_keys, lsh_bands
 from promptcot_ray.quality.normalize import (
-    WordHasher,
     batch_word_hashes,
     hash64,
     normalize_text,
-    words,
     words_of_normalized,
 )
 
@@ -31,9 +29,17 @@ FEATURES_SCHEMA = pa.schema(
         ("hit_source", pa.string()),
         ("hit_item", pa.string()),
         ("hit_ngram", pa.string()),
+        ("signature", pa.binary()),  # MinHash signature (uint32 bytes); empty without words
     ]
 )
-BUCKET_SCHEMA = pa.schema([("key", pa.uint64()), (R.ID, pa.string()), ("text_hash", pa.uint64())])
+BUCKET_SCHEMA = pa.schema(
+    [
+        ("key", pa.uint64()),
+        (R.ID, pa.string()),
+        ("text_hash", pa.uint64()),
+        ("part", pa.int64()),  # key % partitions: buckets are found inside each partition
+    ]
+)
 
 
 class ComputeFeatures:
@@ -68,46 +74,36 @@ class ComputeFeatures:
             "hit_source": [h.source if h else None for h in hits],
             "hit_item": [h.item_id if h else None for h in hits],
             "hit_ngram": [h.ngram if h else None for h in hits],
+            "signature": pa.array(_sparse_signatures(sigs, has_sig), pa.binary()),
         }
         return pa.Table.from_pydict(columns, schema=FEATURES_SCHEMA)
 
 
-def explode_keys(batch: pa.Table) -> pa.Table:
-    """One (key, id, text_hash) row per bucket key of each clean (not contaminated) row."""
+def explode_keys(batch: pa.Table, partitions: int = 1) -> pa.Table:
+    """One (key, id, text_hash, part) row per bucket key of each clean (not contaminated) row."""
     clean = batch.filter(pc.is_null(batch["hit_source"]))
     counts = pc.list_value_length(clean["keys"]).to_numpy(zero_copy_only=False)
     take = np.repeat(np.arange(clean.num_rows), counts)
+    keys = pc.list_flatten(clean["keys"]).cast(pa.uint64())
+    part = (keys.to_numpy(zero_copy_only=False) % np.uint64(partitions)).astype(np.int64)
     return pa.Table.from_arrays(
-        [
-            pc.list_flatten(clean["keys"]).cast(pa.uint64()),
-            clean[R.ID].take(take),
-            clean["text_hash"].take(take),
-        ],
+        [keys, clean[R.ID].take(take), clean["text_hash"].take(take), pa.array(part)],
         schema=BUCKET_SCHEMA,
     )
 
 
-def keep_keys(batch: pa.Table, keys: np.ndarray) -> pa.Table:
-    """Rows whose bucket key is in `keys` (the keys shared by more than one row)."""
-    return batch.filter(pa.array(np.isin(batch["key"].to_numpy(), keys)))
+def signatures_of(batch: pa.Table, ids: pa.Array) -> pa.Table:
+    """(id, signature) of the rows named in `ids` (the endpoints of candidate pairs)."""
+    rows = batch.filter(pc.is_in(batch[R.ID], value_set=ids))
+    return rows.select([R.ID, "signature"])
 
 
 def hits_only(batch: pa.Table) -> pa.Table:
     """Rows that overlap a benchmark or seed n-gram (small: the contaminated rows)."""
-    return batch.filter(pc.is_valid(batch["hit_source"])).drop_columns(["keys"])
+    return batch.filter(pc.is_valid(batch["hit_source"])).drop_columns(["keys", "signature"])
 
 
-class ComputeSignatures:
-    """Signatures of the rows named in `ids` (the endpoints of candidate pairs)."""
-
-    def __init__(self, num_perm: int, shingle: int, ids: set[str]) -> None:
-        self.minhasher = MinHasher(num_perm, shingle)
-        self.ids = pa.array(sorted(ids), pa.string())
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch.filter(pc.is_in(batch[R.ID], value_set=self.ids))
-        hasher = WordHasher()
-        sigs = [
-            self.minhasher.signature(hasher(words(p))).tobytes() for p in rows[PROBLEM].to_pylist()
-        ]
-        return pa.table({R.ID: rows[R.ID], "signature": pa.array(sigs, pa.binary())})
+def _sparse_signatures(sigs: np.ndarray, has_sig: np.ndarray) -> list[bytes]:
+    """Signature bytes per row when `sigs` holds rows with words only (in order)."""
+    it = iter(sigs)
+    return [next(it).tobytes() if ok else b"" for ok in has_sig.tolist()]

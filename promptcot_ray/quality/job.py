@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from promptcot_ray import records as R
 from promptcot_ray.config import QualityConfig, config_hash, config_to_yaml
@@ -24,16 +23,15 @@ from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, NgramIndex, build_index
 from promptcot_ray.quality.dedup import (
     Decision,
-    bucket_pairs_table,
     near_pair_ids,
+    partition_pairs,
     resolve_duplicates,
 )
 from promptcot_ray.quality.features import (
     ComputeFeatures,
-    ComputeSignatures,
     explode_keys,
     hits_only,
-    keep_keys,
+    signatures_of,
 )
 from promptcot_ray.quality.outputs import (
     KEPT_DIR,
@@ -101,20 +99,13 @@ def contamination_decisions(hits: pa.Table | None) -> dict[str, Decision]:
 
 
 def candidate_pairs(features) -> list[tuple[str, str, bool]]:
-    """Pairs of clean rows sharing a bucket key, grouped by key in Ray Data."""
-    buckets = features.map_batches(explode_keys, **_BATCH).materialize()
+    """Pairs of clean rows sharing a bucket key: one shuffle by `key % P`, then a sort per
+    partition finds the shared keys (see dedup.partition_pairs)."""
     # Ray's default of 200 shuffle partitions means 200 tasks per step even on 2 cores.
-    parts = max(1, min(_MAX_PARTITIONS, buckets.num_blocks()))
-    counts = _collect(buckets.groupby("key", num_partitions=parts).count())
-    if counts is None:
-        return []
-    shared = counts.filter(pc.greater(counts["count()"], 1))["key"].to_numpy()
-    logger.info("%d bucket keys shared by more than one problem", len(shared))
-    if not len(shared):
-        return []
-    selected = buckets.map_batches(keep_keys, fn_kwargs={"keys": shared}, **_BATCH)
-    grouped = selected.groupby("key", num_partitions=parts)
-    pairs = _collect(grouped.map_groups(bucket_pairs_table, **_BATCH))
+    parts = max(1, min(_MAX_PARTITIONS, features.num_blocks()))
+    buckets = features.map_batches(explode_keys, fn_kwargs={"partitions": parts}, **_BATCH)
+    grouped = buckets.groupby("part", num_partitions=parts)
+    pairs = _collect(grouped.map_groups(partition_pairs, **_BATCH))
     if pairs is None:
         return []
     return list(zip(*(pairs[c].to_pylist() for c in ("a", "b", "same_text")), strict=True))
@@ -128,9 +119,9 @@ def find_removals(cfg: QualityConfig, rows, index: NgramIndex | None) -> dict[st
     pairs = candidate_pairs(features)
     needed = near_pair_ids(pairs)
     signatures: dict[str, np.ndarray] = {}
-    if needed:  # signatures of the few candidate rows only, recomputed rather than stored
-        sign = ComputeSignatures(cfg.num_perm, cfg.shingle, needed)
-        table = _collect(rows.map_batches(sign, batch_size=cfg.block_rows, **_BATCH))
+    if needed:  # the few candidate rows' signatures, kept from the features step
+        wanted = pa.array(sorted(needed), pa.string())
+        table = _collect(features.map_batches(signatures_of, fn_kwargs={"ids": wanted}, **_BATCH))
         ids, sigs = table[R.ID].to_pylist(), table["signature"].to_pylist()
         signatures = {i: np.frombuffer(s, dtype=np.uint32) for i, s in zip(ids, sigs, strict=True)}
     duplicates = resolve_duplicates(pairs, signatures, cfg.minhash_threshold)

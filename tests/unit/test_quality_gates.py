@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from datasketch import MinHash
 
 from promptcot_ray import records as R
 from promptcot_ray.config import QualityConfig, load_config
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, Reference, build_index, first_hits
-from promptcot_ray.quality.dedup import bucket_pairs, near_pair_ids, resolve_duplicates
-from promptcot_ray.quality.features import ComputeFeatures, ComputeSignatures, explode_keys
+from promptcot_ray.quality.dedup import (
+    near_pair_ids,
+    partition_pairs,
+    resolve_duplicates,
+)
+from promptcot_ray.quality.features import ComputeFeatures, explode_keys, signatures_of
 from promptcot_ray.quality.job import contamination_decisions
 from promptcot_ray.quality.minhash import MinHasher, lsh_bands
 from promptcot_ray.quality.normalize import (
@@ -68,12 +72,14 @@ def local_removals(table: pa.Table, batch: int, cfg: QualityConfig = QualityConf
     """The job's plan without Ray: features per batch, group by key, resolve on the driver."""
     compute = ComputeFeatures(cfg.num_perm, cfg.shingle, cfg.minhash_threshold, _index())
     feats = pa.concat_tables([compute(table.slice(i, batch)) for i in range(0, len(table), batch)])
-    buckets = explode_keys(feats)
-    groups = defaultdict(list)
-    for key, row_id, h in zip(*(buckets[c].to_pylist() for c in buckets.column_names), strict=True):
-        groups[key].append((row_id, h))
-    pairs = [p for g in groups.values() if len(g) > 1 for p in bucket_pairs(*zip(*g, strict=True))]
-    sigs = ComputeSignatures(cfg.num_perm, cfg.shingle, near_pair_ids(pairs))(table)
+    buckets = explode_keys(feats, partitions=3)
+    pairs = [
+        p
+        for part in set(buckets["part"].to_pylist())
+        for p in partition_pairs(buckets.filter(pc.equal(buckets["part"], part))).to_pylist()
+    ]
+    pairs = [(p["a"], p["b"], p["same_text"]) for p in pairs]
+    sigs = signatures_of(feats, pa.array(sorted(near_pair_ids(pairs)), pa.string()))
     signatures = {
         i: np.frombuffer(s, np.uint32)
         for i, s in zip(sigs[R.ID].to_pylist(), sigs["signature"].to_pylist(), strict=True)
