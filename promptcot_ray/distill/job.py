@@ -151,7 +151,7 @@ def label(cfg: DistillConfig, run: RunDir) -> Any:
     import ray
 
     files = [run.path(f) for f in run.list_files(SOLUTIONS_DIR, ".parquet")]
-    ds = ray.data.read_parquet(files, filesystem=run.fs, ray_remote_args={"num_cpus": HELPER_CPUS})
+    ds = ray.data.read_parquet(files, filesystem=run.fs, num_cpus=HELPER_CPUS)
     return (
         ds.groupby("problem_id")
         .map_groups(

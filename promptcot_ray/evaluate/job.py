@@ -142,7 +142,7 @@ def grade(cfg: EvaluateConfig, run: RunDir, generations: str, samples: str) -> N
     from promptcot_ray.sinks import IdKeyedParquetSink
 
     files = [run.path(f) for f in run.list_files(generations, ".parquet")]
-    ds = ray.data.read_parquet(files, filesystem=run.fs, ray_remote_args={"num_cpus": HELPER_CPUS})
+    ds = ray.data.read_parquet(files, filesystem=run.fs, num_cpus=HELPER_CPUS)
     graded = ds.map_batches(
         GradeBatch,
         fn_constructor_kwargs={"timeout_s": cfg.grading_timeout_s},
