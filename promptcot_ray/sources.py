@@ -70,3 +70,18 @@ def read_rows(source: str, storage: StorageConfig, run: RunDir | None, label: st
         tables = [_read_file(folder, f, label) for f in files]
         return pa.concat_tables(tables, promote_options="permissive")
     return _read_file(folder, name, label)
+
+
+def read_hf(label: str, dataset: str, config: str | None, split: str) -> pa.Table:
+    """A Hugging Face dataset split as a table; failure names the key and the offline fix."""
+    import datasets
+
+    try:
+        data = datasets.load_dataset(dataset, config, split=split)
+    except Exception as exc:  # offline, gated, renamed: datasets raises many types
+        raise ConfigError(
+            f"{label}: cannot load Hugging Face dataset {dataset!r} (split {split!r}): "
+            f"{type(exc).__name__}: {exc}. Without network, give a local JSONL file instead "
+            f"(path: FILE.jsonl)"
+        ) from None
+    return data.data.table if hasattr(data, "data") else pa.Table.from_pylist(list(data))

@@ -11,7 +11,7 @@ from promptcot_ray import records as R
 from promptcot_ray.config import ConfigError, StorageConfig
 from promptcot_ray.evaluate.config import EvalSet
 from promptcot_ray.evaluate.grading import extract_boxed
-from promptcot_ray.sources import read_rows
+from promptcot_ray.sources import read_hf, read_rows
 from promptcot_ray.storage import RunDir
 
 ITEM_SCHEMA = pa.schema(
@@ -35,27 +35,13 @@ def reference_answer(raw: object) -> str | None:
     return extract_boxed(text) or text or None
 
 
-def _read_hf(spec: EvalSet) -> pa.Table:
-    import datasets
-
-    try:
-        data = datasets.load_dataset(spec.hf_dataset, spec.hf_config, split=spec.hf_split)
-    except Exception as exc:  # offline, gated, renamed: datasets raises many types
-        raise ConfigError(
-            f"benchmarks[{spec.name}]: cannot load Hugging Face dataset {spec.hf_dataset!r} "
-            f"({type(exc).__name__}: {exc}). Offline, give a local file instead: "
-            f"benchmarks: [{{name: {spec.name}, path: FILE.jsonl}}]"
-        ) from None
-    return data.data.table if hasattr(data, "data") else pa.Table.from_pylist(list(data))
-
-
 def load_set(spec: EvalSet, storage: StorageConfig, run: RunDir) -> pa.Table:
     """ITEM_SCHEMA rows of one set; rows without a problem or a reference are dropped."""
-    table = (
-        read_rows(spec.path, storage, run, f"benchmarks[{spec.name}]")
-        if spec.path
-        else (_read_hf(spec))
-    )
+    label = f"benchmarks[{spec.name}]"
+    if spec.path:
+        table = read_rows(spec.path, storage, run, label)
+    else:
+        table = read_hf(label, spec.hf_dataset, spec.hf_config, spec.hf_split)
     if R.STATUS in table.schema.names:  # a job's output (distill/labels): its ok rows
         table = table.filter(pc.fill_null(pc.equal(table[R.STATUS], R.STATUS_OK), False))
     for column in (spec.problem_column, spec.answer_column):

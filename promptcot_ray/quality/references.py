@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from promptcot_ray import records as R
 from promptcot_ray.config import BenchmarkSource, ConfigError, StorageConfig
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, Reference, benchmark_source
+from promptcot_ray.sources import read_hf
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
@@ -37,23 +38,15 @@ def _read_file(path: str, storage: StorageConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _read_hf(src: BenchmarkSource) -> list[dict[str, Any]]:
-    import datasets
-
-    try:
-        data = datasets.load_dataset(src.hf_dataset, src.hf_config, split=src.hf_split)
-    except Exception as exc:  # offline, gated, renamed: datasets raises many types
-        raise ConfigError(
-            f"benchmarks[{src.name}]: cannot load Hugging Face dataset {src.hf_dataset!r} "
-            f"(split {src.hf_split!r}): {type(exc).__name__}: {exc}. Without network, give a "
-            f"local JSONL file instead: benchmarks: [{{name: {src.name}, path: FILE.jsonl}}]"
-        ) from None
-    return list(data)
-
-
 def load_benchmark(src: BenchmarkSource, storage: StorageConfig) -> list[Reference]:
     """The items of one benchmark, each with its id (the id column, else the row number)."""
-    rows = _read_file(src.path, storage) if src.path else _read_hf(src)
+    rows = (
+        _read_file(src.path, storage)
+        if src.path
+        else read_hf(
+            f"benchmarks[{src.name}]", src.hf_dataset, src.hf_config, src.hf_split
+        ).to_pylist()
+    )
     refs = []
     for i, row in enumerate(rows):
         if src.problem_column not in row:

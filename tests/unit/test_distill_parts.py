@@ -130,3 +130,14 @@ def test_summary_arithmetic():
 )
 def test_reference_answer(raw, expected):
     assert reference_answer(raw) == expected
+
+
+def test_unreachable_hf_benchmark_names_the_set_and_the_offline_fix(tmp_path):
+    from promptcot_ray.config import ConfigError, StorageConfig
+    from promptcot_ray.evaluate.config import EvalSet
+    from promptcot_ray.evaluate.sets import load_set
+    from promptcot_ray.storage import RunDir
+
+    spec = EvalSet(name="nowhere", hf_dataset="no-such-org/no-such-set")
+    with pytest.raises(ConfigError, match=r"benchmarks\[nowhere\].*local JSONL"):
+        load_set(spec, StorageConfig(), RunDir(str(tmp_path)))
