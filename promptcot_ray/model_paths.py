@@ -64,15 +64,24 @@ def local_model_dir(uri: str, storage: StorageConfig) -> str:
     """A local folder holding the model at `uri` (downloaded once for s3://), or a hub name."""
     if not uri.startswith(("s3://", "s3a://")):
         return uri
-    cache = Path(os.environ.get("PROMPTCOT_MODEL_CACHE", "~/.cache/promptcot-ray/models"))
-    target = cache.expanduser() / hashlib.sha256(uri.encode()).hexdigest()[:16]
-    marker = target / ".complete"
-    if marker.exists():
-        return str(target)
+    import shutil
+    import tempfile
+
     import pyarrow.fs as pafs
 
     src = RunDir(uri, storage)
-    target.mkdir(parents=True, exist_ok=True)
-    pafs.copy_files(src.path(), str(target), source_filesystem=src.fs)
-    marker.write_text(uri)
+    # an export's completion marker changes when it is retrained: part of the cache key
+    version = src.read_text("_SUCCESS.json") if src.exists("_SUCCESS.json") else ""
+    cache = Path(os.environ.get("PROMPTCOT_MODEL_CACHE", "~/.cache/promptcot-ray/models"))
+    cache = cache.expanduser()
+    target = cache / hashlib.sha256(f"{uri}\n{version}".encode()).hexdigest()[:16]
+    if target.exists():
+        return str(target)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=".download-", dir=cache))
+    pafs.copy_files(src.path(), str(partial), source_filesystem=src.fs)
+    try:  # several processes may download at once: the first rename wins, others discard
+        partial.rename(target)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
     return str(target)

@@ -40,6 +40,29 @@ def solution_schema(carried: Sequence[pa.Field] = ()) -> pa.Schema:
     return pa.schema([*SOLUTION_FIELDS, *carried])
 
 
+def check_generation_settings(run: Any, rel: str, llm: LLMConfig, instruction: str) -> None:
+    """Refuse to mix samples of two sampling setups under `rel` (their ids would collide:
+    an id covers model, seed and sample index, not temperature or the token budget)."""
+    from promptcot_ray.config import ConfigError
+
+    settings = {
+        "model": llm.model,
+        "seed": llm.seed,
+        "temperature": llm.temperature,
+        "top_p": llm.top_p,
+        "max_tokens": llm.max_tokens,
+        "instruction": instruction,
+    }
+    marker = f"{rel}/_SETTINGS.json"
+    if run.exists(marker) and (old := run.read_json(marker)) != settings:
+        changed = sorted(k for k in settings if old.get(k) != settings[k])
+        raise ConfigError(
+            f"{run.uri_of(rel)} holds samples made with other settings ({', '.join(changed)}); "
+            "use another run_dir (or eval name), or delete that folder to start over"
+        )
+    run.write_json(marker, settings)
+
+
 def solve_seed_and_id(llm: LLMConfig, stage: str, problem_id: str, sample: int) -> tuple:
     """(sampling seed, row id) of one sample: the same on the driver (resume) and in workers."""
     seed = derive_seed(llm.seed, f"{problem_id}:{sample}")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from promptcot_ray.config import ConfigError, StorageConfig
 from promptcot_ray.storage import RunDir
 
-ROW_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
+ROW_FILE_SUFFIXES = (".parquet", ".jsonl")
 
 
 def is_external(source: str) -> bool:
@@ -64,7 +64,11 @@ def read_rows(source: str, storage: StorageConfig, run: RunDir | None, label: st
     if not folder.exists(name):
         raise ConfigError(f"{label}: nothing at {folder.uri_of(name)}")
     if folder.fs.get_file_info(folder.path(name)).type == pafs.FileType.Directory:
-        files = [f for f in folder.list_files(name) if f.endswith(ROW_FILE_SUFFIXES)]
+        files = [
+            f
+            for f in folder.list_files(name)
+            if f.endswith(ROW_FILE_SUFFIXES) and not posixpath.basename(f).startswith("_")
+        ]  # _SUCCESS.json and other markers are not rows
         if not files:
             raise ConfigError(f"{label}: no .parquet or .jsonl files under {folder.uri_of(name)}")
         tables = [_read_file(folder, f, label) for f in files]

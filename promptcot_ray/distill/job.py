@@ -32,6 +32,7 @@ from promptcot_ray.solving import (
     BuildSolveRequest,
     CollectSolution,
     SettleSolution,
+    check_generation_settings,
     expand_samples,
     solution_schema,
 )
@@ -99,30 +100,10 @@ def load_problems(cfg: DistillConfig, run: RunDir) -> pa.Table:
     return table.filter(pa.array(keep, pa.bool_()))
 
 
-def _check_teacher_settings(cfg: DistillConfig, run: RunDir) -> None:
-    """Refuse to mix solutions of two teacher setups in one run's distill/solutions."""
-    t = cfg.teacher
-    settings = {
-        "model": t.model,
-        "seed": t.seed,
-        "temperature": t.temperature,
-        "top_p": t.top_p,
-        "max_tokens": t.max_tokens,
-        "instruction": cfg.instruction,
-    }
-    rel = f"{SOLUTIONS_DIR}/_SETTINGS.json"
-    if run.exists(rel) and (old := run.read_json(rel)) != settings:
-        changed = sorted(k for k in settings if old.get(k) != settings[k])
-        raise ConfigError(
-            f"{run.uri_of(SOLUTIONS_DIR)} holds solutions made with other teacher settings "
-            f"({', '.join(changed)}); use another run_dir or delete distill/ to start over"
-        )
-    run.write_json(rel, settings)
-
-
-def solve(cfg: DistillConfig, run: RunDir, problems: pa.Table) -> tuple[int, int]:
-    """Generate the missing teacher samples; return (samples in total, done before)."""
-    _check_teacher_settings(cfg, run)
+def solve(cfg: DistillConfig, run: RunDir, problems: pa.Table) -> tuple[pa.Array, int]:
+    """Generate the missing teacher samples; return (the ids of this config's samples, done
+    before)."""
+    check_generation_settings(run, SOLUTIONS_DIR, cfg.teacher, cfg.instruction)
     samples = expand_samples(problems, cfg.samples_per_problem, cfg.teacher, STAGE_SOLVE)
     todo, done = without_written(samples, R.ID, run, SOLUTIONS_DIR, R.ID)
     logger.info(
@@ -143,15 +124,23 @@ def solve(cfg: DistillConfig, run: RunDir, problems: pa.Table) -> tuple[int, int
         run_llm_stage(
             rows, cfg.teacher, steps, run, SOLUTIONS_DIR, schema, R.ID, cfg.checkpoint_rows
         )
-    return samples.num_rows, done
+    return samples.column(R.ID).combine_chunks(), done
 
 
-def label(cfg: DistillConfig, run: RunDir) -> Any:
-    """The materialised per-problem groups (GROUP_SCHEMA) from every solution file."""
+def _of_ids(batch: pa.Table, ids: pa.Array) -> pa.Table:
+    return batch.filter(pc.is_in(batch[R.ID], value_set=ids))
+
+
+def label(cfg: DistillConfig, run: RunDir, ids: pa.Array) -> Any:
+    """The materialised per-problem groups (GROUP_SCHEMA) of this config's samples only: a
+    problem the quality gates removed since an earlier run must not be labelled."""
     import ray
 
     files = [run.path(f) for f in run.list_files(SOLUTIONS_DIR, ".parquet")]
     ds = ray.data.read_parquet(files, filesystem=run.fs, num_cpus=HELPER_CPUS)
+    ds = ds.map_batches(
+        _of_ids, fn_kwargs={"ids": ids}, batch_format="pyarrow", num_cpus=HELPER_CPUS
+    )
     return (
         ds.groupby("problem_id")
         .map_groups(
@@ -194,14 +183,16 @@ def run(cfg: DistillConfig) -> DistillSummary:
     problems = load_problems(cfg, run_dir)
     if not problems.num_rows:
         raise NoProblems("the problem set is empty")
-    total, done = solve(cfg, run_dir, problems)
+    ids, done = solve(cfg, run_dir, problems)
+    total = len(ids)
 
     solutions = run_dir.read_table(
         SOLUTIONS_DIR, [R.ID, R.STATUS, R.REASON, "tokens_in", "tokens_out"]
     )
+    solutions = solutions.filter(pc.is_in(solutions[R.ID], value_set=ids))
     rows = prefer_finished(solutions.to_pylist(), R.ID)
     check_error_fraction(pa.Table.from_pylist(rows), cfg.max_error_fraction, "teacher")
-    groups = label(cfg, run_dir)
+    groups = label(cfg, run_dir, ids)
     label_table, sft_table = _write_outputs(run_dir, groups)
     run_dir.mark_complete("distill", {"problems": problems.num_rows, "samples": total})
 

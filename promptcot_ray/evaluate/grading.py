@@ -125,6 +125,16 @@ def _compare_safe(args: tuple[str, str, str]) -> tuple[bool, str]:
         return False, f"{GRADE_ERROR}: {type(exc).__name__}"
 
 
+def _warm_up() -> None:
+    """Import math-verify and sympy when a worker starts, so start-up (about a second, more
+    under load) is not charged to the first comparison's timeout."""
+    import math_verify  # noqa: F401
+
+
+def _ready(_: int) -> bool:
+    return True
+
+
 # --- the pool ---------------------------------------------------------------------------
 
 
@@ -144,7 +154,10 @@ class GradingPool:
     def _ensure(self):
         if self._pool is None:
             # spawn: a fork of a threaded Ray worker can deadlock on inherited locks
-            self._pool = multiprocessing.get_context("spawn").Pool(self.processes)
+            self._pool = multiprocessing.get_context("spawn").Pool(
+                self.processes, initializer=_warm_up
+            )
+            self._pool.map(_ready, range(self.processes), chunksize=1)  # start-up, untimed
         return self._pool
 
     def _reset(self) -> None:

@@ -24,12 +24,13 @@ from promptcot_ray.evaluate.config import EvaluateConfig
 from promptcot_ray.evaluate.sets import load_set
 from promptcot_ray.evaluate.summary import summarize
 from promptcot_ray.llm_stage import HELPER_CPUS, run_llm_stage
-from promptcot_ray.model_paths import with_run_models
+from promptcot_ray.model_paths import FINAL_MODEL, with_run_models
 from promptcot_ray.resume import prefer_finished, without_written
 from promptcot_ray.solving import (
     BuildSolveRequest,
     CollectSolution,
     SettleSolution,
+    check_generation_settings,
     expand_samples,
     solution_schema,
 )
@@ -79,7 +80,9 @@ class EvaluateSummary:
 def eval_name(cfg: EvaluateConfig) -> str:
     if cfg.name:
         return cfg.name
-    base = PurePosixPath(cfg.model.model.rstrip("/")).name or "model"
+    path = PurePosixPath(cfg.model.model.rstrip("/"))
+    # models/<name>/final -> <name>: every trained model's export ends in the same "final"
+    base = (path.parent.name if path.name == FINAL_MODEL else path.name) or "model"
     return re.sub(r"[^A-Za-z0-9._-]", "-", base).lstrip(".-") or "model"
 
 
@@ -115,6 +118,7 @@ def generate(
     rel: str,
 ) -> pa.Table:
     """Generate the missing (item, run) samples under `rel`; return the finished rows."""
+    check_generation_settings(run, rel, llm, cfg.instruction)
     samples = expand_samples(items, runs, llm, stage)
     todo, done = without_written(samples, R.ID, run, rel, R.ID)
     logger.info(

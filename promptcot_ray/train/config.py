@@ -137,4 +137,15 @@ class TrainConfig(_Frozen):
             raise ValueError("precision bf16 needs use_gpu: true; use fp32 on CPU")
         if self.deepspeed.offload_optimizer and not self.use_gpu:
             raise ValueError("deepspeed.offload_optimizer needs use_gpu: true (on CPU it is moot)")
+        if (
+            self.packing
+            and self.micro_batch_size > 1
+            and "flash" in (self.attn_implementation or "")
+        ):
+            # transformers' flash-attention path detects packed rows only at batch size 1;
+            # at larger sizes packed examples would silently attend to each other
+            raise ValueError(
+                "packing with flash attention needs micro_batch_size: 1 (raise "
+                "gradient_accumulation_steps instead)"
+            )
         return self

@@ -66,10 +66,13 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def total_optimizer_steps(cfg: TrainConfig, rows_per_worker: int) -> int:
-    """Optimizer steps of the whole run (each worker sees `rows_per_worker` rows an epoch)."""
+    """Optimizer steps of the whole run (each worker sees `rows_per_worker` rows an epoch).
+
+    DeepSpeed counts micro-steps across epochs (a partial accumulation carries into the next
+    epoch), so the run makes floor(all micro-batches / accumulation) optimizer steps.
+    """
     micro_batches = math.ceil(rows_per_worker / cfg.micro_batch_size)
-    per_epoch = max(1, math.ceil(micro_batches / cfg.gradient_accumulation_steps))
-    steps = per_epoch * cfg.epochs
+    steps = max(1, micro_batches * cfg.epochs // cfg.gradient_accumulation_steps)
     return min(steps, cfg.max_steps) if cfg.max_steps else steps
 
 

@@ -35,7 +35,12 @@ def prompt_messages(prompt: Any) -> list[dict[str, str]]:
     if isinstance(prompt, list):
         messages = prompt
     elif isinstance(prompt, str) and prompt.lstrip().startswith("["):
-        messages = json.loads(prompt)
+        try:
+            messages = json.loads(prompt)
+        except json.JSONDecodeError:  # text that starts with "[" ("[asy]", "[0, 1] is ...")
+            return [{"role": "user", "content": prompt}]
+        if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict):
+            return [{"role": "user", "content": prompt}]
     elif isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
     else:
@@ -62,6 +67,9 @@ def completion_text(tokenizer: Any, messages: list[dict[str, str]], completion: 
     )
     if full.startswith(prompt) and completion in full[len(prompt) :]:
         return prompt, full[len(prompt) :]
+    if prompt.rstrip().endswith("<think>") and completion.lstrip().startswith("<think>"):
+        # the template opens the think block itself: do not teach a second opening tag
+        completion = completion.lstrip()[len("<think>") :].lstrip("\n")
     return prompt, completion + (tokenizer.eos_token or "")
 
 

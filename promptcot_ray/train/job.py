@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
@@ -19,6 +20,7 @@ import ray
 from promptcot_ray.config import ConfigError, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.model_paths import export_dir, resolve_model
+from promptcot_ray.records import make_id
 from promptcot_ray.sources import read_rows
 from promptcot_ray.storage import RunDir
 from promptcot_ray.train.config import TrainConfig
@@ -58,6 +60,25 @@ def _load_rows(cfg: TrainConfig, run: RunDir):
     if cfg.data.max_rows:
         table = table.slice(0, cfg.data.max_rows)
     return table.select([cfg.data.prompt_column, cfg.data.completion_column])
+
+
+RESUME_SAFE_FIELDS = {"ray", "env_vars", "max_failures", "keep_checkpoints", "export"}
+
+
+def _check_checkpoints_match(cfg: TrainConfig, run: RunDir) -> None:
+    """Ray Train resumes from models/<name>/checkpoints by itself; refuse to continue a run
+    whose data, model or optimisation settings have changed since."""
+    rel = f"models/{cfg.name}/_TRAINING.json"
+    settings = cfg.model_dump(mode="json", exclude=RESUME_SAFE_FIELDS)
+    key = make_id("train-settings", settings)
+    checkpoints = run.exists(f"models/{cfg.name}/{CHECKPOINTS}")
+    if checkpoints and run.exists(rel) and run.read_json(rel).get("settings_hash") != key:
+        raise TrainError(
+            f"{run.uri_of('models', cfg.name, CHECKPOINTS)} holds checkpoints of a run "
+            f"with other settings; use another name (--set name=...) or delete "
+            f"models/{cfg.name}/ to start over"
+        )
+    run.write_json(rel, {"settings_hash": key, "settings": settings})
 
 
 def _count_outcomes(outcomes) -> tuple[dict[str, int], int, int, int]:
@@ -110,11 +131,16 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
             f"{run_dir.uri_of(target)} was trained with a different config; use another "
             f"name (--set name=...) or delete models/{cfg.name}/"
         )
+    _check_checkpoints_match(cfg, run_dir)
     run_dir.write_text(f"models/{cfg.name}/config.yaml", config_to_yaml(cfg))
     model_uri = resolve_model(cfg.base_model, run_dir)
     started = time.perf_counter()
 
     rows = _load_rows(cfg, run_dir)
+    # shuffled once on the driver, seeded, before tokenising: both tokenising passes see the
+    # same batches (packing counts agree) and large sets stream without an all-to-all shuffle
+    order = np.random.default_rng(cfg.seed).permutation(rows.num_rows)
+    rows = rows.take(pa.array(order))
     outcomes = pa.concat_tables(
         ray.get(tokenized(rows, model_uri, cfg, outcomes_only=True).to_arrow_refs())
     )
@@ -136,8 +162,8 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         rejected or "none",
         total_steps,
     )
-    # shuffled once, seeded; Ray Train splits it evenly across the workers each epoch
-    dataset = tokenized(rows, model_uri, cfg, outcomes_only=False).random_shuffle(seed=cfg.seed)
+    # Ray Train splits it evenly across the workers each epoch
+    dataset = tokenized(rows, model_uri, cfg, outcomes_only=False)
     if tokens * BYTES_PER_TOKEN <= cfg.materialize_max_bytes:
         # small enough for the object store: tokenise once, not again every epoch
         dataset = dataset.materialize()
@@ -147,7 +173,13 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         "total_steps": total_steps,
         "config_hash": chash,
     }
-    result = _trainer(cfg, run_dir, dataset, loop_config).fit()
+    try:  # Ray Train v2 raises from fit() once FailureConfig's restarts are used up
+        result = _trainer(cfg, run_dir, dataset, loop_config).fit()
+    except Exception as exc:
+        raise TrainError(
+            f"training failed: {type(exc).__name__}: {str(exc)[:2000]}; re-run the same "
+            "command to resume from the latest checkpoint"
+        ) from exc
     if result.error is not None:
         raise TrainError(f"training failed: {type(result.error).__name__}: {result.error}")
     curve = curve_from_csv(run_dir.read_text(f"models/{cfg.name}/{CURVE_FILE}"))

@@ -52,8 +52,9 @@ def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     """No weight decay on biases and norm weights (1-D tensors), as is standard."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim < 2 else decay).append(p)
+        if p.requires_grad:  # ZeRO-3 partitions leave p empty: its true shape is ds_shape
+            ndim = len(getattr(p, "ds_shape", p.shape))
+            (no_decay if ndim < 2 else decay).append(p)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -171,7 +172,10 @@ def train_loop(config: dict[str, Any]) -> None:
 
     # adopt the process group Ray Train set up, so DeepSpeed sees the true world size
     deepspeed.init_distributed(dist_backend="nccl" if cfg.use_gpu else "gloo")
-    model, tokenizer, _keep = _load_model(cfg, config["model_dir"], ds_config)
+    from promptcot_ray.model_paths import local_model_dir
+
+    model_dir = local_model_dir(config["model_dir"], cfg.storage)  # s3:// -> a local copy
+    model, tokenizer, _keep = _load_model(cfg, model_dir, ds_config)
     total_steps = config["total_steps"]
     engine, scheduler = _initialize(cfg, model, total_steps, ds_config)
     state = _restore(engine)
@@ -204,7 +208,8 @@ def train_loop(config: dict[str, Any]) -> None:
             if engine.global_steps == before:
                 continue
             # one optimizer step finished: average over micro-batches and workers
-            stats = torch.tensor([accum_loss / micro_in_step, float(accum_tokens)])
+            # on the engine's device: NCCL reduces CUDA tensors only
+            stats = torch.tensor([accum_loss / micro_in_step, float(accum_tokens)], device=device)
             dist.all_reduce(stats)
             seconds = time.perf_counter() - step_start
             last_loss = float(stats[0]) / ctx.get_world_size()
@@ -257,4 +262,11 @@ def curve_from_csv(text: str) -> list[dict[str, Any]]:
     """Parse a saved loss curve (for reports and tests)."""
     lines = [line for line in text.splitlines() if line.strip()]
     header = lines[0].split(",")
-    return [dict(zip(header, map(json.loads, line.split(",")), strict=True)) for line in lines[1:]]
+    return [dict(zip(header, map(_number, line.split(",")), strict=True)) for line in lines[1:]]
+
+
+def _number(text: str) -> float | int:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:  # nan, inf (a diverged loss) are not JSON
+        return float(text)

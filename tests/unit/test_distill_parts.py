@@ -141,3 +141,30 @@ def test_unreachable_hf_benchmark_names_the_set_and_the_offline_fix(tmp_path):
     spec = EvalSet(name="nowhere", hf_dataset="no-such-org/no-such-set")
     with pytest.raises(ConfigError, match=r"benchmarks\[nowhere\].*local JSONL"):
         load_set(spec, StorageConfig(), RunDir(str(tmp_path)))
+
+
+def test_eval_folder_of_a_trained_model_is_its_name():
+    from promptcot_ray.config import LLMConfig
+    from promptcot_ray.evaluate.config import EvaluateConfig
+    from promptcot_ray.evaluate.job import eval_name
+
+    def name(model):
+        return eval_name(EvaluateConfig(model=LLMConfig(model=model)))
+
+    assert name("/runs/r1/models/student-ds7b/final") == "student-ds7b"
+    assert name("s3://b/r/models/gen/final/") == "gen"
+    assert name("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B") == "DeepSeek-R1-Distill-Qwen-7B"
+
+
+def test_changed_sampling_settings_are_refused(tmp_path):
+    from promptcot_ray.config import ConfigError, LLMConfig
+    from promptcot_ray.solving import check_generation_settings
+    from promptcot_ray.storage import RunDir
+
+    run = RunDir(str(tmp_path))
+    llm = LLMConfig(model="/m", temperature=0.6)
+    check_generation_settings(run, "eval/x/generations", llm, "solve")
+    check_generation_settings(run, "eval/x/generations", llm, "solve")  # same: fine
+    with pytest.raises(ConfigError, match="temperature"):
+        hot = llm.model_copy(update={"temperature": 1.0})
+        check_generation_settings(run, "eval/x/generations", hot, "solve")

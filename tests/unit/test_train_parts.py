@@ -62,6 +62,8 @@ def test_prompt_tokens_carry_no_loss(tokenizer):
 
 def test_plain_text_prompt_is_one_user_turn():
     assert prompt_messages("What is 1+1?") == [{"role": "user", "content": "What is 1+1?"}]
+    for text in ("[b]Problem 3.[/b] Find x.", "[0, 1] is an interval", "[1, 2]"):
+        assert prompt_messages(text) == [{"role": "user", "content": text}]
     with pytest.raises(ValueError):
         prompt_messages('[{"role": "user"}]')
 
@@ -78,7 +80,8 @@ def test_overflow_truncates_or_drops_and_bad_rows_get_reasons(tokenizer):
         REASON_PROMPT_TOO_LONG
     )
     assert encode(tokenizer, None, "x", 100, "drop") == REASON_MALFORMED
-    assert encode(tokenizer, "[not json", "x", 100, "drop") == REASON_MALFORMED
+    assert encode(tokenizer, '[{"role": "user"}]', "x", 100, "drop") == REASON_MALFORMED
+    assert isinstance(encode(tokenizer, "[asy] draw a circle", "x", 100, "drop"), Encoded)
     assert encode(tokenizer, "q", "  ", 100, "drop") == REASON_EMPTY_COMPLETION
 
 
@@ -164,6 +167,20 @@ def test_bad_train_configs_name_the_key():
         _cfg(use_gpu=True, precision="bf16", deepspeed={"offload_params": True})
     with pytest.raises(ValueError, match="name"):
         _cfg(name="../escape")
+    with pytest.raises(ValueError, match="flash"):
+        _cfg(packing=True, micro_batch_size=2, attn_implementation="flash_attention_2")
+
+
+def test_changed_settings_do_not_resume_old_checkpoints(tmp_path):
+    from promptcot_ray.train.job import TrainError, _check_checkpoints_match
+
+    run = RunDir(str(tmp_path))
+    cfg = _cfg(name="g")
+    _check_checkpoints_match(cfg, run)
+    run.write_text("models/g/checkpoints/checkpoint_1/latest", "ds")
+    _check_checkpoints_match(cfg.model_copy(update={"max_failures": 9}), run)  # resume-safe
+    with pytest.raises(TrainError, match="other settings"):
+        _check_checkpoints_match(cfg.model_copy(update={"learning_rate": 1.0}), run)
 
 
 def test_lr_schedule_warms_up_then_decays():
@@ -177,8 +194,9 @@ def test_lr_schedule_warms_up_then_decays():
 
 def test_total_steps_count_accumulation_epochs_and_cap():
     cfg = _cfg(micro_batch_size=2, gradient_accumulation_steps=4, epochs=2)
-    assert total_optimizer_steps(cfg, rows_per_worker=17) == 6  # ceil(ceil(17/2)/4) * 2
-    assert total_optimizer_steps(cfg.model_copy(update={"max_steps": 5}), 17) == 5
+    # 9 micro-batches an epoch, 18 in all; DeepSpeed carries partial accumulations over
+    assert total_optimizer_steps(cfg, rows_per_worker=17) == 4
+    assert total_optimizer_steps(cfg.model_copy(update={"max_steps": 3}), 17) == 3
 
 
 def test_read_rows_from_files_folders_and_the_run_dir(tmp_path):
@@ -187,6 +205,8 @@ def test_read_rows_from_files_folders_and_the_run_dir(tmp_path):
     run.write_text("sft/x.jsonl", '{"prompt": "q", "completion": "d"}\n')
     assert read_rows(str(tmp_path / "a.jsonl"), _storage(), run, "k").num_rows == 1
     assert read_rows("sft", _storage(), run, "k").column("prompt").to_pylist() == ["q"]
+    run.write_json("sft/_SUCCESS.json", {"rows": 1})  # markers are not rows
+    assert read_rows("sft", _storage(), run, "k").num_rows == 1
     (tmp_path / "bad.jsonl").write_text('{"prompt": "p"}\n{oops\n')
     with pytest.raises(ConfigError, match="line 2"):
         read_rows(str(tmp_path / "bad.jsonl"), _storage(), run, "data.source")
