@@ -12,6 +12,15 @@ from promptcot_ray.config import RayConfig
 logger = logging.getLogger(__name__)
 
 
+def _job_address() -> str | None:
+    """The cluster a submitted job runs in: Ray's job supervisor sets RAY_ADDRESS to the GCS
+    address. An http:// value is a job-server address for clients (`submit`), not for drivers."""
+    address = os.environ.get("RAY_ADDRESS")
+    if address and not address.startswith(("http://", "https://")):
+        return address
+    return None
+
+
 @contextlib.contextmanager
 def connected(cfg: RayConfig) -> Iterator[None]:
     """Connect for the duration of a job; shut down only what this process started."""
@@ -21,7 +30,8 @@ def connected(cfg: RayConfig) -> Iterator[None]:
         yield
         return
     env = dict(cfg.env_vars)
-    if cfg.address is None:
+    address = cfg.address or _job_address()
+    if address is None:
         num_cpus = cfg.num_cpus or max(4, (os.cpu_count() or 1) * 2)
         ray.init(
             num_cpus=num_cpus,
@@ -31,8 +41,8 @@ def connected(cfg: RayConfig) -> Iterator[None]:
         )
         logger.info("started a local Ray with %d logical CPUs", num_cpus)
     else:
-        ray.init(address=cfg.address, runtime_env={"env_vars": env} if env else None)
-        logger.info("connected to Ray at %s", cfg.address)
+        ray.init(address=address, runtime_env={"env_vars": env} if env else None)
+        logger.info("connected to Ray at %s", address)
     try:
         yield
     finally:
