@@ -253,5 +253,14 @@ def show_config(
     sys.stdout.write(config_to_yaml(cfg))
 
 
+def _register_submission_commands() -> None:
+    from promptcot_ray.submission.commands import job_app, submit
+
+    app.command("submit")(submit)
+    app.add_typer(job_app, name="job")
+
+
+_register_submission_commands()
+
 if __name__ == "__main__":
     app()
