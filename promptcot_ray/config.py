@@ -465,6 +465,13 @@ def load_config(
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return validate_config(model, data, overrides)
+
+
+def validate_config(
+    model: type[BaseModel], data: dict[str, Any], overrides: list[str] | None = None
+) -> Any:
+    """Apply overrides to a raw config dict and validate it; errors name the offending key."""
     data = apply_overrides(data, overrides or [])
     try:
         return model.model_validate(data)

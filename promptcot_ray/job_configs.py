@@ -18,3 +18,15 @@ JOB_CONFIGS: dict[str, type[BaseModel]] = {
     "distill": DistillConfig,
     "evaluate": EvaluateConfig,
 }
+
+# The module that runs each job: `run(cfg)`, plus EXPECTED_ERRORS (failures with a clear
+# message, not a traceback).
+JOB_MODULES: dict[str, str] = {
+    "synthesize": "promptcot_ray.synthesis.job",
+    "concepts": "promptcot_ray.concepts.job",
+    "rationales": "promptcot_ray.rationales.job",
+    "quality": "promptcot_ray.quality.job",
+    "train": "promptcot_ray.train.job",
+    "distill": "promptcot_ray.distill.job",
+    "evaluate": "promptcot_ray.evaluate.job",
+}

@@ -176,3 +176,20 @@ def print_evaluate_summary(summary, console: Console | None = None) -> None:
         console.print(table)
     for name, uri in summary.outputs.items():
         console.print(f"  {name:<11} {uri}")
+
+
+def print_pipeline_summary(summary, console: Console | None = None) -> None:  # PipelineSummary
+    console = console or Console()
+    table = Table(title=f"pipeline: {summary.run_dir}")
+    table.add_column("stage")
+    table.add_column("state")
+    table.add_column("seconds", justify="right")
+    for stage in summary.stages:
+        table.add_row(stage.name, stage.status, f"{stage.seconds:.0f}" if stage.seconds else "-")
+    console.print(table)
+    for k, (accepted, combinations) in sorted(summary.accept_rates.items()):
+        rate = f"{100 * accepted / combinations:.1f}%" if combinations else "-"
+        console.print(f"round {k}: {accepted} of {combinations} combinations accepted ({rate})")
+    if summary.report:
+        console.print(f"report: {summary.report}")
+    console.print(f"done in {summary.seconds:.0f} s", soft_wrap=True)

@@ -8,6 +8,7 @@ not trained again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -94,7 +95,7 @@ def _count_outcomes(outcomes) -> tuple[dict[str, int], int, int, int]:
 
 
 def _trainer(cfg: TrainConfig, run: RunDir, dataset: Any, loop_config: dict[str, Any]) -> Any:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     return TorchTrainer(
@@ -115,7 +116,34 @@ def _trainer(cfg: TrainConfig, run: RunDir, dataset: Any, loop_config: dict[str,
             worker_runtime_env={"env_vars": cfg.env_vars} if cfg.env_vars else None,
         ),
         datasets={"train": dataset},
+        dataset_config=(
+            DataConfig(datasets_to_split=[], execution_options=_ordered_options())
+            if loop_config["rows_per_worker"] is not None
+            else DataConfig()
+        ),
     )
+
+
+def _ordered_options():
+    from ray.data import ExecutionOptions
+
+    options = ExecutionOptions()
+    options.preserve_order = True
+    return options
+
+
+@contextlib.contextmanager
+def _ordered():
+    """Ray Data keeps block order while this is open (the driver's context is shared)."""
+    from ray.data import DataContext
+
+    options = DataContext.get_current().execution_options
+    before = options.preserve_order
+    options.preserve_order = True
+    try:
+        yield
+    finally:
+        options.preserve_order = before
 
 
 def run(cfg: TrainConfig) -> dict[str, Any]:
@@ -162,16 +190,20 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         rejected or "none",
         total_steps,
     )
-    # Ray Train splits it evenly across the workers each epoch
-    dataset = tokenized(rows, model_uri, cfg, outcomes_only=False)
-    if tokens * BYTES_PER_TOKEN <= cfg.materialize_max_bytes:
-        # small enough for the object store: tokenise once, not again every epoch
-        dataset = dataset.materialize()
+    materialized = tokens * BYTES_PER_TOKEN <= cfg.materialize_max_bytes
+    if materialized:
+        # small enough for the object store: tokenise once, in row order, and hand every
+        # worker the whole set to take its own slice of (same rows on every run and resume)
+        with _ordered():
+            dataset = tokenized(rows, model_uri, cfg, outcomes_only=False).materialize()
+    else:  # Ray Train splits the stream evenly (dynamically) across the workers each epoch
+        dataset = tokenized(rows, model_uri, cfg, outcomes_only=False)
     loop_config = {
         "train": cfg.model_dump(mode="json"),
         "model_dir": model_uri,
         "total_steps": total_steps,
         "config_hash": chash,
+        "rows_per_worker": rows_per_worker if materialized else None,
     }
     try:  # Ray Train v2 raises from fit() once FailureConfig's restarts are used up
         result = _trainer(cfg, run_dir, dataset, loop_config).fit()

@@ -156,6 +156,30 @@ def _export(cfg: TrainConfig, engine: Any, tokenizer: Any, info: dict[str, Any])
     run.mark_complete(target, info)
 
 
+def _micro_batches(shard: Any, micro_batch_size: int, config: dict[str, Any], ctx: Any):
+    """This rank's micro-batches of one epoch.
+
+    A materialised set reaches every worker whole (`rows_per_worker` is set): each rank takes
+    its slice of every world-size batch, so a worker sees the same rows in the same order on
+    every run and after a resume. A streamed set is split dynamically by Ray Train instead
+    (each worker the right number of rows, not necessarily the same ones).
+    """
+    rows_per_worker = config.get("rows_per_worker")
+    if rows_per_worker is None:
+        yield from shard.iter_batches(batch_size=micro_batch_size, batch_format="pyarrow")
+        return
+    world, rank = ctx.get_world_size(), ctx.get_world_rank()
+    remaining = rows_per_worker * world  # equal shares: every rank makes the same steps
+    for batch in shard.iter_batches(batch_size=micro_batch_size * world, batch_format="pyarrow"):
+        batch = batch.slice(0, min(batch.num_rows, remaining))
+        remaining -= batch.num_rows
+        share = batch.num_rows // world
+        if share:
+            yield batch.slice(rank * share, share)
+        if remaining <= 0:
+            return
+
+
 def train_loop(config: dict[str, Any]) -> None:
     """Ray Train entry point (one call per worker)."""
     import ray.train
@@ -192,7 +216,7 @@ def train_loop(config: dict[str, Any]) -> None:
             break
         skip = state["micro_in_epoch"] if epoch == state["epoch"] else 0
         micro = 0
-        for batch in shard.iter_batches(batch_size=cfg.micro_batch_size, batch_format="pyarrow"):
+        for batch in _micro_batches(shard, cfg.micro_batch_size, config, ctx):
             micro += 1
             if micro <= skip:  # consumed before the checkpoint this run resumed from
                 continue

@@ -1,0 +1,1 @@
+"""The whole method as one resumable command: every job in order in one run directory."""

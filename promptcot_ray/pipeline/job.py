@@ -1,0 +1,132 @@
+"""Run the pipeline: each stage in order in one run directory and one Ray, skipping stages
+whose outputs are complete, so a re-run after any failure resumes at the first unfinished
+stage. Each job keeps its own resume logic, so a stage cut off half-way resumes inside too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptcot_ray.config import ConfigError, config_to_yaml
+from promptcot_ray.job_configs import JOB_MODULES
+from promptcot_ray.ledger import StageRecord, append_records
+from promptcot_ray.pipeline import generator_data
+from promptcot_ray.pipeline.config import PipelineConfig
+from promptcot_ray.pipeline.stages import Stage, build_stages, select
+from promptcot_ray.storage import RunDir, StorageError
+
+logger = logging.getLogger(__name__)
+JOB = "pipeline"
+SUMMARY_PRINTERS = {
+    "synthesize": "print_synthesis_summary",
+    "concepts": "print_concepts_summary",
+    "rationales": "print_rationales_summary",
+    "quality": "print_quality_summary",
+    "train": "print_train_summary",
+    "distill": "print_distill_summary",
+    "evaluate": "print_evaluate_summary",
+}
+
+
+class PipelineError(RuntimeError):
+    """A stage failed in a known way; the message says which and how to resume."""
+
+
+@dataclass
+class StageOutcome:
+    name: str
+    status: str  # "ran" | "skipped (complete)"
+    seconds: float = 0.0
+
+
+@dataclass
+class PipelineSummary:
+    run_dir: str
+    stages: list[StageOutcome] = field(default_factory=list)
+    accept_rates: dict[int, tuple[int, int]] = field(default_factory=dict)  # round: (acc, comb)
+    report: str | None = None
+    seconds: float = 0.0
+
+
+def plan(cfg: PipelineConfig, start: str | None = None, only: str | None = None) -> list[Stage]:
+    """Resolve every stage's config (fails fast on any bad setting), then pick the selection."""
+    try:
+        return select(build_stages(cfg), start, only)
+    except ValueError as exc:  # unknown stage names
+        raise ConfigError(str(exc)) from None
+
+
+def run(cfg: PipelineConfig, start: str | None = None, only: str | None = None) -> PipelineSummary:
+    """Run the selected stages; Ray must be connected. --from/--only run their stages even
+    when complete (the jobs then resume or skip by their own markers)."""
+    stages = plan(cfg, start, only)
+    run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
+    run_dir.preflight()
+    run_dir.write_text("pipeline/config.yaml", config_to_yaml(cfg))
+    summary = PipelineSummary(run_dir.uri)
+    started = time.perf_counter()
+    forced = {s.name for s in stages} if (start or only) else set()
+    for index, stage in enumerate(stages, 1):
+        if stage.name not in forced and stage.done(run_dir):
+            logger.info("[%d/%d] %s: complete, skipped", index, len(stages), stage.name)
+            summary.stages.append(StageOutcome(stage.name, "skipped (complete)"))
+            continue
+        logger.info("[%d/%d] %s: running", index, len(stages), stage.name)
+        t0 = time.perf_counter()
+        result = _run_stage(cfg, stage, run_dir)
+        summary.stages.append(StageOutcome(stage.name, "ran", time.perf_counter() - t0))
+        if stage.job == "report":
+            summary.report = result
+    summary.accept_rates = record_accept_rates(run_dir, cfg.rounds)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_stage(cfg: PipelineConfig, stage: Stage, run_dir: RunDir) -> Any:
+    if stage.job == "generator-data":
+        counts = generator_data.build(run_dir, stage.round, cfg.retrain_with_rationales)
+        logger.info("round %d generator data: %s", stage.round, counts)
+        return counts
+    if stage.job == "report":
+        from promptcot_ray.report.job import build_report
+
+        return build_report(run_dir.uri)
+    module = importlib.import_module(JOB_MODULES[stage.job])
+    expected = (ConfigError, StorageError, ValueError, *getattr(module, "EXPECTED_ERRORS", ()))
+    try:
+        result = module.run(stage.config)
+    except expected as exc:
+        raise PipelineError(
+            f"stage {stage.name} failed: {exc}\nFix the cause and re-run the same command: "
+            f"the pipeline resumes at {stage.name}."
+        ) from exc
+    import promptcot_ray.summary as printers
+
+    getattr(printers, SUMMARY_PRINTERS[stage.job])(result)
+    return result
+
+
+def record_accept_rates(run_dir: RunDir, rounds: int) -> dict[int, tuple[int, int]]:
+    """One ledger line per finished round: combinations in, accepted out (the accept rate)."""
+    rates, records = {}, []
+    for k in range(rounds):
+        rel = f"synthesis/round-{k}/stats.json"
+        if not run_dir.is_complete(f"synthesis/round-{k}") or not run_dir.exists(rel):
+            continue
+        total = run_dir.read_json(rel).get("total", {})  # the round's ledger line
+        combinations, accepted = int(total.get("rows_in", 0)), int(total.get("rows_out", 0))
+        rates[k] = (accepted, combinations)
+        record = StageRecord(JOB, "accept_rate", combinations, accepted)
+        record.rejected = {"not_accepted": combinations - accepted}
+        record.extra = {
+            "round": k,
+            "accept_rate": round(accepted / combinations, 4) if combinations else None,
+        }
+        records.append(record)
+    if records:
+        append_records(run_dir, records)
+    return rates
