@@ -1,0 +1,188 @@
+"""Read what a run directory holds into small pandas tables for the report.
+
+Each Parquet folder is read one file at a time and only the columns a plot or a table needs
+are kept (a problem's text becomes its word count), so a run of 400k problems fits in memory.
+A part the run does not have is None or empty, never an error: a run may hold only synthesis.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+
+from promptcot_ray import records as R
+from promptcot_ray.concepts.pool import CONCEPTS_TABLE
+from promptcot_ray.concepts.store import POOL_DIR
+from promptcot_ray.distill.job import LABELS_DIR, SOLUTIONS_DIR
+from promptcot_ray.ledger import read_ledger
+from promptcot_ray.quality.outputs import KEPT_DIR, REMOVED_DIR
+from promptcot_ray.storage import RunDir
+from promptcot_ray.train.loop import CURVE_FILE, curve_from_csv
+
+_ROUND_DIR = re.compile(r"^round-(\d+)$")
+JUDGEMENT_COLUMNS = ["draft_id", "judge", "verdict", "ratings", R.STATUS]
+
+
+@dataclass
+class RoundData:
+    """One synthesis round: row counts and the small columns the report plots."""
+
+    index: int
+    complete: bool  # _SUCCESS.json exists; otherwise counts may be partial
+    combinations: int | None  # None: the folder is missing
+    unique: int | None
+    parsed: int | None
+    judgements: pd.DataFrame  # JUDGEMENT_COLUMNS
+    accepted: pd.DataFrame  # id, level, concepts, problem_words
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def name(self) -> str:
+        return f"round-{self.index}"
+
+
+@dataclass
+class RunData:
+    """Everything the report shows, read from one run directory."""
+
+    uri: str
+    rounds: list[RoundData]
+    ledger: list[dict[str, Any]]
+    pool_size: int | None = None
+    kept: pd.DataFrame | None = None  # problems/ (id, round); None: quality not run
+    removed: Counter[str] | None = None
+    labels: pd.DataFrame | None = None  # distill/labels: problem_id, status, reason
+    solutions: pd.DataFrame | None = None  # distill/solutions: status, reason, tokens_out
+    loss_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    evals: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def scan(
+    run: RunDir, rel: str, columns: list[str], reduce: Callable[[pa.Table], pa.Table] | None = None
+) -> pd.DataFrame | None:
+    """Read `columns` of every Parquet file under `rel`, reducing each file before keeping it."""
+    files = run.list_files(rel, ".parquet")
+    if not files:
+        return None
+    parts = []
+    for f in files:
+        table = run.read_parquet_file(f, columns)
+        parts.append(reduce(table) if reduce else table)
+    return pa.concat_tables(parts, promote_options="default").to_pandas()
+
+
+def _word_counts(table: pa.Table) -> pa.Table:
+    """Replace the problem text by its whitespace word count (the report needs no text)."""
+    texts = table.column("problem").to_pylist()
+    words = pa.array([len(t.split()) if t else 0 for t in texts], pa.int64())
+    return table.drop_columns(["problem"]).append_column("problem_words", words)
+
+
+def _subdirs(run: RunDir, rel: str) -> list[str]:
+    selector = pafs.FileSelector(run.path(rel), allow_not_found=True, recursive=False)
+    infos = run.fs.get_file_info(selector)
+    return sorted(posixpath.basename(i.path) for i in infos if i.type == pafs.FileType.Directory)
+
+
+def _counts(run: RunDir, rel: str) -> tuple[int | None, int | None]:
+    """(rows, rows with status ok) under `rel`; (None, None) when the folder has no rows."""
+    df = scan(run, rel, [R.STATUS])
+    if df is None:
+        return None, None
+    return len(df), int((df[R.STATUS] == R.STATUS_OK).sum())
+
+
+def read_round(run: RunDir, index: int) -> RoundData:
+    """Counts and plotted columns of synthesis/round-<index>."""
+    base = f"synthesis/round-{index}"
+    judgements = scan(run, f"{base}/judgements", JUDGEMENT_COLUMNS)
+    accepted = scan(run, f"{base}/accepted", [R.ID, "level", "concepts", "problem"], _word_counts)
+    rejected = scan(run, f"{base}/rejected", [R.REASON])
+    combinations, unique = _counts(run, f"{base}/combinations")  # duplicates are filtered
+    _, parsed = _counts(run, f"{base}/drafts")
+    return RoundData(
+        index=index,
+        complete=run.is_complete(base),
+        combinations=combinations,
+        unique=unique,
+        parsed=parsed,
+        judgements=(
+            judgements if judgements is not None else pd.DataFrame(columns=JUDGEMENT_COLUMNS)
+        ),
+        accepted=(
+            accepted
+            if accepted is not None
+            else pd.DataFrame(columns=[R.ID, "level", "concepts", "problem_words"])
+        ),
+        rejected=Counter(rejected[R.REASON].fillna("none")) if rejected is not None else Counter(),
+    )
+
+
+def round_indices(run: RunDir) -> list[int]:
+    """The k of every synthesis/round-<k> folder, in numeric order."""
+    found = (_ROUND_DIR.match(name) for name in _subdirs(run, "synthesis"))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def _pool_size(run: RunDir) -> int | None:
+    rel = f"{POOL_DIR}/{CONCEPTS_TABLE}.parquet"
+    return run.read_parquet_file(rel, ["concept_id"]).num_rows if run.exists(rel) else None
+
+
+def _loss_curves(run: RunDir) -> dict[str, pd.DataFrame]:
+    curves = {}
+    for name in _subdirs(run, "models"):
+        rel = f"models/{name}/{CURVE_FILE}"
+        if run.exists(rel):
+            curves[name] = pd.DataFrame(curve_from_csv(run.read_text(rel)))
+    return curves
+
+
+def _evals(run: RunDir) -> dict[str, dict[str, Any]]:
+    return {
+        name: run.read_json(f"eval/{name}/summary.json")
+        for name in _subdirs(run, "eval")
+        if run.exists(f"eval/{name}/summary.json")
+    }
+
+
+def _removed(run: RunDir) -> Counter[str] | None:
+    df = scan(run, REMOVED_DIR, [R.REASON])
+    if df is None:
+        return Counter() if run.is_complete(REMOVED_DIR) else None
+    return Counter(df[R.REASON].fillna("none"))
+
+
+def _solutions(run: RunDir) -> pd.DataFrame | None:
+    def valid_flag(table: pa.Table) -> pa.Table:
+        return table.append_column("valid", pc.equal(table[R.STATUS], R.STATUS_OK))
+
+    return scan(run, SOLUTIONS_DIR, [R.STATUS, R.REASON, "tokens_out"], valid_flag)
+
+
+def collect(run: RunDir) -> RunData:
+    """Read the run directory's outputs; parts that are missing stay None or empty."""
+    kept = scan(run, KEPT_DIR, [R.ID, "round"])
+    if kept is None and run.is_complete(KEPT_DIR):  # the gates ran and kept nothing
+        kept = pd.DataFrame(columns=[R.ID, "round"])
+    return RunData(
+        uri=run.uri,
+        rounds=[read_round(run, k) for k in round_indices(run)],
+        ledger=read_ledger(run),
+        pool_size=_pool_size(run),
+        kept=kept,
+        removed=_removed(run),
+        labels=scan(run, LABELS_DIR, ["problem_id", R.STATUS, R.REASON]),
+        solutions=_solutions(run),
+        loss_curves=_loss_curves(run),
+        evals=_evals(run),
+    )
