@@ -56,7 +56,7 @@ def _run_job(job: str, config: Path | None, overrides: list[str] | None, verbose
     """Load the job's config, connect to Ray, run it; known failures exit 2 with a message."""
     import importlib
 
-    from promptcot_ray.job_configs import JOB_CONFIGS
+    from promptcot_ray.job_configs import JOB_CONFIGS, JOB_MODULES
     from promptcot_ray.ray_runtime import connected
     from promptcot_ray.storage import StorageError
 
@@ -69,17 +69,6 @@ def _run_job(job: str, config: Path | None, overrides: list[str] | None, verbose
             return module.run(cfg)
     except expected as exc:
         _fail(str(exc))
-
-
-JOB_MODULES = {
-    "synthesize": "promptcot_ray.synthesis.job",
-    "concepts": "promptcot_ray.concepts.job",
-    "rationales": "promptcot_ray.rationales.job",
-    "quality": "promptcot_ray.quality.job",
-    "train": "promptcot_ray.train.job",
-    "distill": "promptcot_ray.distill.job",
-    "evaluate": "promptcot_ray.evaluate.job",
-}
 
 
 @app.command()
@@ -97,6 +86,56 @@ def synthesize(
     from promptcot_ray.summary import print_synthesis_summary
 
     print_synthesis_summary(_run_job("synthesize", config, set_, verbose))
+
+
+@app.command()
+def pipeline(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    from_stage: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Run this stage and every later one even if complete (names: see --list).",
+        ),
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option("--only", help="Run just this stage, even if complete.")
+    ] = None,
+    list_stages: Annotated[
+        bool, typer.Option("--list", help="Print the stages with their state, run nothing.")
+    ] = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """The whole method in one resumable command, in one run directory:
+
+    concepts -> rationales -> train generator -> synthesize -> (train the generator on the
+    round's accepted problems -> synthesize) x (rounds - 1) -> quality -> distill -> train
+    student -> evaluate -> report. Every stage's config is checked before the first starts.
+    A stage whose outputs are complete is skipped, so re-running the same command after any
+    failure resumes at the first unfinished stage (and inside it, where the job left off).
+    """
+    from promptcot_ray.pipeline.config import PipelineConfig
+    from promptcot_ray.pipeline.job import PipelineError, plan
+    from promptcot_ray.pipeline.job import run as run_pipeline
+    from promptcot_ray.ray_runtime import connected
+    from promptcot_ray.storage import RunDir, StorageError
+    from promptcot_ray.summary import print_pipeline_summary
+
+    _setup_logging(verbose)
+    try:
+        cfg = load_config(PipelineConfig, config, set_ or [])
+        if list_stages:
+            run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
+            for stage in plan(cfg):
+                state = "complete" if stage.done(run_dir) else "to do"
+                typer.echo(f"{stage.name:<32} {state}")
+            return
+        with connected(cfg.ray):
+            summary = run_pipeline(cfg, from_stage, only)
+    except (ConfigError, StorageError, PipelineError) as exc:
+        _fail(str(exc))
+    print_pipeline_summary(summary)
 
 
 @app.command()
@@ -202,6 +241,32 @@ def evaluate(
     print_evaluate_summary(_run_job("evaluate", config, set_, verbose))
 
 
+@app.command()
+def report(
+    run: Annotated[
+        str,
+        typer.Argument(metavar="RUN", help="Run directory: a local path or s3://bucket/prefix."),
+    ],
+    verbose: VerboseOption = False,
+) -> None:
+    """Write an HTML report of a run to <run>/report/index.html (plots in report/plots/).
+
+    Shows the funnel and accept rate per synthesis round, rejection reasons, difficulty levels
+    and concept coverage of accepted problems, judge agreement (confusion matrix, Cohen's
+    kappa), problem and solution lengths, loss curves, evaluation results and the cost ledger.
+    Parts the run does not have are named on the page. Needs no Ray; opens without a server.
+    """
+    from promptcot_ray.report.job import EXPECTED_ERRORS, build_report
+    from promptcot_ray.storage import StorageError
+
+    _setup_logging(verbose)
+    try:
+        page = build_report(run)
+    except (StorageError, *EXPECTED_ERRORS) as exc:
+        _fail(str(exc))
+    typer.echo(page)
+
+
 @app.command("make-tiny-model")
 def make_tiny_model(
     out: Annotated[Path, typer.Argument(help="Folder to write the model and tokenizer into.")],
@@ -232,6 +297,83 @@ def make_tiny_model(
         loss = teach(path, steps=teach_formats, seed=seed)
         typer.echo(f"taught reply formats for {teach_formats} steps (final loss {loss:.3f})")
     typer.echo(f"tiny model written to {path}")
+
+
+@app.command("plan")
+def plan(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Job configs, as --config (a shell glob: jobs/configs/400k/*.yaml)."),
+    ] = None,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="The run's job configs, one file per job (repeatable). A file's `job:` key "
+            "(else the one job it validates as) says which job it is; its file name labels "
+            "the stage. A pipeline config among them is skipped.",
+        ),
+    ] = None,
+    target: Annotated[int, typer.Option(help="Accepted problems the run must produce.")] = 400_000,
+    accept_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Accepted problems per sampled combination. Default: workload.accept_rate "
+            "in --throughput, else an ASSUMED 0.25; measure it with a pilot round "
+            "(accepted / combinations in synthesis/round-0/stats.json).",
+        ),
+    ] = None,
+    throughput: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML of measured figures (format in promptcot_ray/plan/figures.py, e.g. "
+            "benchmarks/throughput-measured.yaml): per-replica tokens/s, training MFU, "
+            "workload rates. They are used before the built-in estimates.",
+        ),
+    ] = None,
+    params_b: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--params-b",
+            help="MODEL=BILLIONS for a model whose name does not state its size, e.g. "
+            "--params-b /models/judge=70 (repeatable).",
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="Override a key of one config, addressed by its file name: "
+            "--set synthesize.generator.replicas=32 (repeatable; values are YAML).",
+        ),
+    ] = None,
+) -> None:
+    """Estimate a run before booking GPUs: tokens, wall time and GPU-hours per stage.
+
+    Sizes every stage from the configs for --target accepted problems (combinations =
+    target / accept rate; teacher samples, training rows and evaluation runs follow from
+    them) and prices it with per-replica throughput: built-in ESTIMATES derived from
+    published vLLM and DeepSpeed figures (each source is printed), or measured figures from
+    --throughput. Prints the stage that bounds the run, total wall time and GPU-hours.
+    Starts nothing and loads no model.
+    """
+    from promptcot_ray.plan import PlanError, make_plan
+    from promptcot_ray.plan.table import print_plan
+
+    try:
+        result = make_plan(
+            [*(config or []), *(files or [])],
+            target=target,
+            accept_rate=accept_rate,
+            throughput=throughput,
+            params_b=params_b,
+            overrides=set_,
+        )
+    except PlanError as exc:
+        _fail(str(exc))
+    print_plan(result)
 
 
 @app.command("show-config")
