@@ -124,6 +124,26 @@ class LLMConfig(_Frozen):
             )
         return self
 
+    def output_settings(self) -> dict[str, Any]:
+        """The settings that shape replies, without how the work is spread (replicas, batch
+        sizes, parallelism): a round may resume on a differently sized cluster."""
+        return self.model_dump(mode="json", exclude=SCALING_FIELDS)
+
+
+# LLMConfig fields that change how fast replies come, not which replies come.
+SCALING_FIELDS = frozenset(
+    {
+        "replicas",
+        "tensor_parallel_size",
+        "batch_size",
+        "max_concurrent_batches",
+        "max_num_seqs",
+        "concurrent_requests",
+        "tokenizer_stages",
+        "env_vars",
+    }
+)
+
 
 class JudgeConfig(_Frozen):
     name: str = Field(description="Short judge name used in columns and reports, e.g. 'llama'.")

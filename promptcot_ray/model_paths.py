@@ -27,9 +27,13 @@ def export_dir(name: str) -> str:
 
 
 def resolve_model(model: str, run: RunDir) -> str:
-    """`run:REL` -> the run directory's REL (path or URI); anything else unchanged."""
+    """`run:REL` -> the run directory's REL (path or URI); a local folder -> its absolute
+    path (Ray workers, Ray Train's above all, do not run in the driver's directory); anything
+    else (hub names, s3://) unchanged."""
     if not model.startswith(RUN_PREFIX):
-        return model
+        local = os.path.expanduser(model)
+        is_uri = "://" in model
+        return os.path.abspath(local) if not is_uri and os.path.isdir(local) else model
     rel = model[len(RUN_PREFIX) :].strip("/")
     if not run.exists(rel):
         from promptcot_ray.config import ConfigError

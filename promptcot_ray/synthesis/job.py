@@ -86,11 +86,11 @@ def check_engine_settings(run: RunDir, round_dir: str, cfg: SynthesizeConfig) ->
     """Refuse to mix results of different generator/judge settings in one round."""
     rel = f"{round_dir}/results/_SETTINGS.json"
     settings = {
-        "generator": cfg.generator,
-        "judges": cfg.judges,
+        "generator": cfg.generator.output_settings(),
+        "judges": [{"name": j.name, **j.llm.output_settings()} for j in cfg.judges],
         "acceptance": cfg.acceptance,
     }
-    key = R.make_id("engine-settings", {k: str(v) for k, v in settings.items()})
+    key = R.make_id("engine-settings", settings)
     if run.exists(rel) and run.read_json(rel).get("key") != key:
         raise JobFailed(
             f"{run.uri_of(round_dir)} holds results made with other generator/judge settings; "

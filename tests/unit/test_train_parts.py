@@ -237,3 +237,12 @@ def test_run_models_resolve_inside_job_configs(tmp_path):
     assert with_run_models(LLMConfig(model="/x"), run).model == "/x"
     with pytest.raises(ConfigError, match="train it first"):
         resolve_model("run:models/other/final", run)
+
+
+def test_relative_model_folders_become_absolute_for_workers(tmp_path, monkeypatch):
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    run = RunDir(str(tmp_path / "run"))
+    assert resolve_model("models/tiny", run) == str(tmp_path / "models" / "tiny")
+    assert resolve_model("org/hub-model", run) == "org/hub-model"  # not a folder here: a hub name
+    assert resolve_model("s3://bucket/model", run) == "s3://bucket/model"
