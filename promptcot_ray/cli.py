@@ -127,7 +127,9 @@ def pipeline(
         cfg = load_config(PipelineConfig, config, set_ or [])
         if list_stages:
             run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
-            for stage in plan(cfg):
+            stages = plan(cfg)
+            run_dir.preflight()  # a wrong endpoint or bucket: a clear error, not a traceback
+            for stage in stages:
                 state = "complete" if stage.done(run_dir) else "to do"
                 typer.echo(f"{stage.name:<32} {state}")
             return

@@ -7,6 +7,7 @@ from pydantic import BaseModel
 from promptcot_ray.config import ConceptsConfig, QualityConfig, RationalesConfig, SynthesizeConfig
 from promptcot_ray.distill.config import DistillConfig
 from promptcot_ray.evaluate.config import EvaluateConfig
+from promptcot_ray.pipeline.config import PipelineConfig
 from promptcot_ray.train.config import TrainConfig
 
 JOB_CONFIGS: dict[str, type[BaseModel]] = {
@@ -17,6 +18,7 @@ JOB_CONFIGS: dict[str, type[BaseModel]] = {
     "train": TrainConfig,
     "distill": DistillConfig,
     "evaluate": EvaluateConfig,
+    "pipeline": PipelineConfig,
 }
 
 # The module that runs each job: `run(cfg)`, plus EXPECTED_ERRORS (failures with a clear

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from promptcot_ray.config import (
     ConfigError,
@@ -95,7 +96,10 @@ def test_config_is_frozen():
 
 
 def _job_of(path: Path) -> str:
-    """Which job a shipped config is for, from its name (train/* and *-local.yaml)."""
+    """Which job a shipped config is for: its `job:` key, else its name (train/*, *-local)."""
+    declared = (yaml.safe_load(path.read_text()) or {}).get("job")
+    if declared:
+        return declared
     if path.parent.name == "train":
         return "train"
     stem = path.stem.removesuffix("-local")
