@@ -6,6 +6,7 @@ students (on distill/sft/): both are prompt/completion SFT with loss on the comp
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -85,6 +86,20 @@ class TrainConfig(_Frozen):
         "cosine", description="Decay after warm-up (to 0 for cosine and linear)."
     )
     warmup_steps: int = Field(100, ge=0, description="Optimizer steps of linear warm-up.")
+    warmup_ratio: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="Warm-up as a share of all optimizer steps (replaces warmup_steps when "
+        "set): right for any data size, where a fixed count can outlast a small run.",
+    )
+
+    def warmup_for(self, total_steps: int) -> int:
+        """Warm-up steps for a run of `total_steps` optimizer steps."""
+        if self.warmup_ratio is None:
+            return self.warmup_steps
+        return math.ceil(self.warmup_ratio * total_steps)
+
     weight_decay: float = Field(0.01, ge=0)
     adam_betas: tuple[float, float] = (0.9, 0.95)
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping.")

@@ -74,7 +74,8 @@ def _initialize(cfg: TrainConfig, model: Any, total_steps: int, ds_config: dict[
 
     def schedule(opt: Any) -> Any:
         return torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: lr_multiplier(s, cfg.warmup_steps, total_steps, cfg.lr_schedule)
+            opt,
+            lambda s: lr_multiplier(s, cfg.warmup_for(total_steps), total_steps, cfg.lr_schedule),
         )
 
     engine, _, _, scheduler = deepspeed.initialize(

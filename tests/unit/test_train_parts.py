@@ -246,3 +246,10 @@ def test_relative_model_folders_become_absolute_for_workers(tmp_path, monkeypatc
     assert resolve_model("models/tiny", run) == str(tmp_path / "models" / "tiny")
     assert resolve_model("org/hub-model", run) == "org/hub-model"  # not a folder here: a hub name
     assert resolve_model("s3://bucket/model", run) == "s3://bucket/model"
+
+
+def test_warmup_ratio_scales_with_the_run_and_replaces_the_count():
+    base = load_config(TrainConfig, None, ["base_model=/m", "warmup_steps=100"])
+    assert base.warmup_for(28) == 100
+    ratio = load_config(TrainConfig, None, ["base_model=/m", "warmup_ratio=0.1"])
+    assert ratio.warmup_for(28) == 3 and ratio.warmup_for(1000) == 100
