@@ -3,9 +3,9 @@
 setup:            ## make .venv from scratch (CPU torch first, then the project)
 	bash scripts/setup.sh
 
-demo: setup       ## the README's main command: the synthesize job on the embedded default
-	.venv/bin/promptcot-ray make-tiny-model .cache/tiny-llama
-	.venv/bin/promptcot-ray synthesize --config jobs/configs/local.yaml
+demo: setup       ## the README's main command: the whole pipeline on the embedded default
+	.venv/bin/promptcot-ray make-tiny-model .cache/tiny-llama-formats --teach-formats 200
+	.venv/bin/promptcot-ray pipeline --config jobs/configs/pipeline-local.yaml
 
 test:             ## the README's test command
 	.venv/bin/python -m pytest

@@ -35,7 +35,10 @@ def connected(cfg: RayConfig) -> Iterator[None]:
         num_cpus = cfg.num_cpus or max(4, (os.cpu_count() or 1) * 2)
         ray.init(
             num_cpus=num_cpus,
-            include_dashboard=False,
+            # the dashboard serves the State API that Ray Train's placement-group cleaner
+            # polls (without it, every train stage logs a warning a second); loopback only
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
             runtime_env={"env_vars": env} if env else None,
             log_to_driver=True,
         )

@@ -44,11 +44,10 @@ TOY_RATIONALES = (
     "Pick a configuration where two of the concepts meet naturally, then choose numbers that "
     "make the answer an integer and check that no shortcut trivialises it.",
 )
-RATING_WEIGHTS = (
-    6,
-    3,
-    1,
-)  # perfect, acceptable, bad: judges mostly approve, not always
+RATING_WEIGHTS = (6, 3, 1)  # perfect, acceptable, bad: judges mostly approve, not always
+# Share of taught judgements that give every criterion the same rating. Independent ratings
+# alone make "all five perfect" rare (0.6^5), so demos and tests would accept nothing.
+SAME_RATING_SHARE = 0.8
 
 
 def _example(task: str, rng: random.Random, lists: list[list[str]]) -> tuple[list[dict], str]:
@@ -74,9 +73,13 @@ def _example(task: str, rng: random.Random, lists: list[list[str]]) -> tuple[lis
     if task == "generator":
         msgs = generator_prompt.build_generator_messages(concepts, level)
         return msgs, generator_prompt.format_completion(rationale, problem)
-    ratings = {
-        c: rng.choices(("perfect", "acceptable", "bad"), RATING_WEIGHTS)[0] for c in CRITERIA
-    }
+    if rng.random() < SAME_RATING_SHARE:  # judges mostly rate a problem as a whole
+        rating = rng.choices(("perfect", "acceptable", "bad"), RATING_WEIGHTS)[0]
+        ratings = dict.fromkeys(CRITERIA, rating)
+    else:
+        ratings = {
+            c: rng.choices(("perfect", "acceptable", "bad"), RATING_WEIGHTS)[0] for c in CRITERIA
+        }
     msgs = judge_prompt.build_judge_messages(concepts, level, rationale, problem)
     return msgs, judge_prompt.format_judgement(ratings, verdict_from_ratings(ratings))
 
