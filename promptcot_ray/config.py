@@ -475,17 +475,24 @@ def load_config(
     model: type[BaseModel], path: str | Path | None, overrides: list[str] | None = None
 ) -> Any:
     """Load YAML (or nothing), apply overrides, validate; errors name the offending key."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file not found: {path}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path) if path is not None else {}
     return validate_config(model, data, overrides)
+
+
+def read_yaml_mapping(
+    path: str | Path, what: str = "config file", error: type[Exception] = ConfigError
+) -> dict[str, Any]:
+    """A YAML file holding a mapping; a missing file, bad YAML or another shape is `error`
+    with a message naming the file (never a traceback)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError as exc:
+        raise error(f"{what} not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{what} {path}: expected a mapping at the top level")
+    return data
 
 
 def validate_config(

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from promptcot_ray.config import ConfigError, apply_overrides, load_config
+from promptcot_ray.config import ConfigError, apply_overrides, load_config, read_yaml_mapping
 
 
 class PlanError(ValueError):
@@ -31,15 +30,7 @@ class JobFile:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise PlanError(f"config file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise PlanError(f"config file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PlanError(f"config file {path}: expected a mapping at the top level")
-    return data
+    return read_yaml_mapping(path, error=PlanError)
 
 
 def detect_job(path: Path, data: dict[str, Any], jobs: dict[str, type[BaseModel]]) -> str:

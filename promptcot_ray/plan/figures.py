@@ -22,9 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from promptcot_ray.config import read_yaml_mapping
 from promptcot_ray.plan.configs import PlanError
 
 Offload = Literal["none", "optimizer", "params"]
@@ -276,12 +276,7 @@ def load_figures(path: str | Path | None) -> ThroughputFigures:
     """Read a measured-figures YAML file; None gives the defaults only."""
     if path is None:
         return ThroughputFigures()
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError as exc:
-        raise PlanError(f"throughput file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise PlanError(f"throughput file {path} is not valid YAML: {exc}") from exc
+    data = read_yaml_mapping(path, "throughput file", PlanError)
     try:
         return ThroughputFigures.model_validate(data)
     except ValidationError as exc:

@@ -53,6 +53,8 @@ def draw(f: Findings) -> dict[str, bytes]:
 def open_run(uri: str) -> RunDir:
     """The run directory at `uri`, refusing a path that holds none of the jobs' outputs."""
     run = RunDir(uri)
+    if run.is_s3:
+        run.preflight()  # a wrong endpoint, bucket or credentials: a clear StorageError
     if run.fs.get_file_info(run.path()).type == pafs.FileType.NotFound:
         raise NoRunDirectory(f"no run directory at {uri}")
     if not any(run.exists(part) for part in _KNOWN_PARTS):

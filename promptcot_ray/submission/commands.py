@@ -3,6 +3,7 @@ the command line, with the project's entrypoints, runtime environment and secret
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -30,6 +31,17 @@ job_app = typer.Typer(
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _job_errors(what: str):
+    """Connection, authentication and unknown-job failures as one clear line, exit 2."""
+    try:
+        yield
+    except SubmissionError as exc:
+        _fail(str(exc))
+    except RuntimeError as exc:  # the SDK's "job not found" and HTTP errors
+        _fail(f"cannot {what}: {exc}")
 
 
 def _relative_config(config: Path, working_dir: Path) -> Path:
@@ -152,12 +164,8 @@ def status(job_id: JobIdArgument, address: AddressOption = None) -> None:
     """Print a submitted job's status, message and times as JSON."""
     from promptcot_ray.submission import client as jobs
 
-    try:
+    with _job_errors(f"read job {job_id}"):
         typer.echo(json.dumps(jobs.job_details(jobs.connect(address), job_id), indent=2))
-    except SubmissionError as exc:
-        _fail(str(exc))
-    except RuntimeError as exc:  # the SDK's "job not found" and HTTP errors
-        _fail(f"cannot read job {job_id}: {exc}")
 
 
 @job_app.command("logs")
@@ -171,16 +179,12 @@ def logs(
     """Print a submitted job's driver logs (with --follow: stream them, exit with its status)."""
     from promptcot_ray.submission import client as jobs
 
-    try:
+    with _job_errors(f"read job {job_id}"):
         client = jobs.connect(address)
         if follow:
             _follow_to_end(client, job_id)
             return
         typer.echo(client.get_job_logs(job_id), nl=False)
-    except SubmissionError as exc:
-        _fail(str(exc))
-    except RuntimeError as exc:
-        _fail(f"cannot read job {job_id}: {exc}")
 
 
 @job_app.command("stop")
@@ -188,10 +192,6 @@ def stop(job_id: JobIdArgument, address: AddressOption = None) -> None:
     """Ask the cluster to stop a job. Its outputs so far stay; re-submitting resumes."""
     from promptcot_ray.submission import client as jobs
 
-    try:
+    with _job_errors(f"stop job {job_id}"):
         stopped = jobs.connect(address).stop_job(job_id)
-    except SubmissionError as exc:
-        _fail(str(exc))
-    except RuntimeError as exc:
-        _fail(f"cannot stop job {job_id}: {exc}")
     typer.echo(f"stop requested for {job_id}" if stopped else f"{job_id} had already ended")

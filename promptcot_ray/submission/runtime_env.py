@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+from promptcot_ray.config import read_yaml_mapping
 
 # Forwarded when set on the submitting machine: where S3 is, and how models are found.
 DEFAULT_FORWARDED = (
@@ -103,12 +103,4 @@ def build_runtime_env(
 
 def load_runtime_env_file(path: Path) -> dict[str, Any]:
     """A runtime_env YAML (fields as in Ray's RuntimeEnv); relative paths stay relative."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError as exc:
-        raise SubmissionError(f"runtime env file {path} not found") from exc
-    except yaml.YAMLError as exc:
-        raise SubmissionError(f"runtime env file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise SubmissionError(f"runtime env file {path} must hold a mapping")
-    return data
+    return read_yaml_mapping(path, "runtime env file", SubmissionError)
