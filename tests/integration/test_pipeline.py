@@ -1,0 +1,202 @@
+"""The whole method through `promptcot-ray pipeline` on the embedded default (test sizes):
+every stage on real components, the report, and resume after a SIGKILL mid-pipeline.
+
+Row ids include the resolved path of run-trained models (run:models/... -> <run_dir>/...),
+so the uninterrupted run is moved aside and the killed run uses the same run-dir path: a
+re-run of the same command, as a user would do it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from promptcot_ray.ledger import read_ledger
+from promptcot_ray.storage import RunDir
+
+from .helpers import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PIPELINE_CONFIG = REPO / "jobs" / "configs" / "pipeline-local.yaml"
+SHIPPED_MODEL = ".cache/tiny-llama-formats"
+# Smaller than the README's run: the same stages, fewer rows and engine tokens.
+TEST_SETTINGS = {
+    "synthesize": {
+        "combinations.num_combinations": 12,
+        "checkpoint_rows": 4,
+        "generator.max_tokens": 96,
+    },
+    "distill": {"samples_per_problem": 2, "teacher.max_tokens": 128},
+    "evaluate": {"runs": 1, "difficulty": False, "model.max_tokens": 96},
+}
+
+
+def _test_config(tmp: Path, model: Path, run_dir: Path) -> Path:
+    """The shipped pipeline config with the session's format model and test sizes."""
+    text = PIPELINE_CONFIG.read_text().replace(SHIPPED_MODEL, str(model))
+    data = yaml.safe_load(text)
+    data["storage"]["run_dir"] = str(run_dir)
+    for stage, settings in TEST_SETTINGS.items():
+        data[stage].setdefault("set", {}).update(settings)
+    for stage in ("concepts", "rationales", "quality", "distill", "evaluate"):
+        data[stage]["set"] = {**data[stage].get("set", {}), **_models_for(stage, model)}
+    path = tmp / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _models_for(stage: str, model: Path) -> dict[str, str]:
+    key = {"concepts": "extractor.model", "rationales": "writer.model", "distill": "teacher.model"}
+    return {key[stage]: str(model)} if stage in key else {}
+
+
+def _cli(config: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "promptcot_ray.cli", "pipeline", "--config", str(config), *extra]
+
+
+def _ids(run_dir: Path, rel: str) -> list[str]:
+    table = RunDir(str(run_dir)).read_table(rel, columns=["id"])
+    return sorted(table.column("id").to_pylist()) if table is not None else []
+
+
+OUTPUTS = [
+    "concepts/extracted",
+    "rationales/data",
+    "synthesis/round-0/accepted",
+    "synthesis/round-0/rejected",
+    "pipeline/generator-data/round-1",
+    "synthesis/round-1/accepted",
+    "synthesis/round-1/rejected",
+    "problems",
+    "problems-removed",
+    "distill/labels",
+    "distill/sft",
+]
+
+
+@pytest.fixture(scope="module")
+def pipeline_runs(format_model_path, tmp_path_factory):
+    """One uninterrupted pipeline run, moved aside to <tmp>/reference after it finished."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    run_dir = tmp / "run"
+    config = _test_config(tmp, format_model_path, run_dir)
+    started = time.time()
+    done = subprocess.run(_cli(config), cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    listing = subprocess.run(
+        _cli(config, "--list"), cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    reference = tmp / "reference"
+    shutil.move(run_dir, reference)
+    return {
+        "tmp": tmp,
+        "config": config,
+        "run_dir": run_dir,
+        "reference": reference,
+        "stdout": done.stdout,
+        "listing": listing.stdout,
+        "seconds": time.time() - started,
+    }
+
+
+def test_every_stage_runs_and_leaves_its_outputs(pipeline_runs):
+    reference = pipeline_runs["reference"]
+    run = RunDir(str(reference))
+    for rel in OUTPUTS:
+        assert run.is_complete(rel) or run.is_complete(rel.split("/")[0]), rel
+    for name in ("generator", "generator-round-1", "student"):
+        assert run.is_complete(f"models/{name}/final"), name
+    assert run.exists("eval/student/summary.json")
+    # round 1's generator started from round 0's and trained on round 0's accepted rows
+    marker = run.read_json("models/generator-round-1/final/_SUCCESS.json")
+    assert marker["base_model"] == "run:models/generator/final"
+    data = run.read_table("pipeline/generator-data/round-1")
+    accepted0 = _ids(reference, "synthesis/round-0/accepted")
+    from_accepted = [
+        p
+        for p, s in zip(data["parent_ids"].to_pylist(), data["source"].to_pylist(), strict=True)
+        if s.startswith("synthesis/")
+    ]
+    assert sorted(p[0] for p in from_accepted) == accepted0
+    # every stage listed as complete afterwards (report is rebuilt on every run)
+    states = dict(line.split() for line in pipeline_runs["listing"].splitlines() if line.strip())
+    assert {k: v for k, v in states.items() if k != "report"} == {
+        k: "complete" for k in states if k != "report"
+    }, pipeline_runs["listing"]
+
+
+def test_ledger_and_summary_show_the_accept_rate_per_round(pipeline_runs):
+    reference = pipeline_runs["reference"]
+    lines = [x for x in read_ledger(RunDir(str(reference))) if x["stage"] == "accept_rate"]
+    assert sorted(x["extra"]["round"] for x in lines) == [0, 1]
+    for line in lines:
+        k = line["extra"]["round"]
+        accepted = len(_ids(reference, f"synthesis/round-{k}/accepted"))
+        assert line["rows_out"] == accepted
+        assert line["rows_in"] == accepted + len(_ids(reference, f"synthesis/round-{k}/rejected"))
+        assert f"round {k}: {accepted} of {line['rows_in']} combinations accepted" in re.sub(
+            r"\s+", " ", pipeline_runs["stdout"]
+        )
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs)["src"])
+
+
+def test_report_is_written_and_every_image_is_a_png(pipeline_runs):
+    index = pipeline_runs["reference"] / "report" / "index.html"
+    parser = _Images()
+    parser.feed(index.read_text())
+    assert len(parser.sources) >= 5
+    for src in parser.sources:
+        image = index.parent / src
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
+
+
+def test_killed_mid_pipeline_resumes_at_that_stage_with_the_same_ids(pipeline_runs):
+    config, run_dir, tmp = pipeline_runs["config"], pipeline_runs["run_dir"], pipeline_runs["tmp"]
+    results = "synthesis/round-1/results"
+    with open(tmp / "killed.log", "w") as log:
+        proc = subprocess.Popen(_cli(config), cwd=REPO, stdout=log, stderr=log)
+        deadline = time.time() + 1500
+        while time.time() < deadline and proc.poll() is None:
+            if RunDir(str(run_dir)).list_files(results, ".parquet"):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, (tmp / "killed.log").read_text()[-4000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not RunDir(str(run_dir)).is_complete("synthesis/round-1")
+
+    again = subprocess.run(_cli(config), cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    log = again.stderr + again.stdout
+    for stage in (
+        "concepts",
+        "rationales",
+        "train-generator",
+        "synthesize-0",
+        "train-generator-round-1",
+    ):
+        assert re.search(rf"\] {re.escape(stage)}: complete, skipped", log), stage
+    assert re.search(r"\] synthesize-1: running", log)
+    assert re.search(r"\(\d+ done by an earlier run\)", log)
+    for rel in OUTPUTS:
+        assert _ids(run_dir, rel) == _ids(pipeline_runs["reference"], rel), rel
