@@ -7,11 +7,12 @@ key's name instead of silently falling back to a default.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from promptcot_ray.records import LEVELS
 
@@ -40,6 +41,15 @@ class StorageConfig(_Frozen):
         None,
         description="S3 region. Default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.",
     )
+
+    @field_validator("run_dir")
+    @classmethod
+    def _absolute_local_path(cls, value: str) -> str:
+        """A relative local run directory is taken from where the command runs: Ray Train
+        moves its workers into their own folders, where a relative path means elsewhere."""
+        if "://" in value or os.path.isabs(value):
+            return value
+        return os.path.abspath(value)
 
 
 class RayConfig(_Frozen):

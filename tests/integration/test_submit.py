@@ -31,11 +31,12 @@ def _read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def local_cluster(tmp_path, aws_test_env):
-    """Head + worker node; the cluster's processes hold the S3 credentials, as a cluster
-    with IRSA would. Yields the client environment (address, token mode, token path)."""
-    state = tmp_path / "cluster"
+@pytest.fixture(scope="module")
+def local_cluster(tmp_path_factory, aws_test_env):
+    """Head + worker node, started once for this module; the cluster's processes hold the S3
+    credentials, as a cluster with IRSA would. Yields the client environment (address, token
+    mode, token path)."""
+    state = tmp_path_factory.mktemp("submit") / "cluster"
     env = {**os.environ, "PROMPTCOT_LOCAL_CLUSTER_DIR": str(state)}
     env.pop("RAY_AUTH_MODE", None)  # the tests' default is "disabled": the cluster uses tokens
     started = subprocess.run(

@@ -9,6 +9,7 @@ import yaml
 
 from promptcot_ray.config import (
     ConfigError,
+    StorageConfig,
     SynthesizeConfig,
     apply_overrides,
     config_hash,
@@ -148,3 +149,12 @@ def test_synthesize_quality_switch_takes_the_quality_gate_settings(tmp_path):
     assert QualityConfig(**dict(on.quality)).benchmarks[0].name == "b"
     with pytest.raises(ConfigError, match=r"quality\.ngram"):
         load_config(SynthesizeConfig, LOCAL, ["quality.ngram=1"])
+
+
+def test_a_relative_local_run_dir_is_taken_from_the_working_directory(tmp_path, monkeypatch):
+    """Ray Train runs its workers in folders of their own: a relative run directory must be
+    fixed where the command runs, or the workers write the loss curve and export elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    assert StorageConfig(run_dir="runs/x").run_dir == str(tmp_path / "runs" / "x")
+    assert StorageConfig(run_dir="s3://bucket/runs/x").run_dir == "s3://bucket/runs/x"
+    assert StorageConfig(run_dir="/abs/run").run_dir == "/abs/run"
