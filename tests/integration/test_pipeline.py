@@ -161,7 +161,10 @@ def test_every_stage_runs_and_leaves_its_outputs(pipeline_runs):
     ]
     assert sorted(p[0] for p in from_accepted) == accepted0
     # every stage listed as complete afterwards (report is rebuilt on every run)
-    states = dict(line.split() for line in pipeline_runs["listing"].splitlines() if line.strip())
+    states = dict(
+        line.split(None, 1) for line in pipeline_runs["listing"].splitlines() if line.strip()
+    )
+    assert {"concepts", "synthesize-1", "train-student", "evaluate"} <= set(states)
     assert {k: v for k, v in states.items() if k != "report"} == {
         k: "complete" for k in states if k != "report"
     }, pipeline_runs["listing"]
