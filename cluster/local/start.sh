@@ -61,7 +61,7 @@ STATE=$(cd "$STATE" && pwd)
 # Ray's unix sockets live under the temp dir and AF_UNIX paths are limited to 107 bytes, so
 # a long state path (e.g. pytest's tmp_path) gets a short directory in /tmp, linked here.
 TEMP_DIR=$STATE/ray
-if [ "${#TEMP_DIR}" -gt 40 ]; then
+if [ "${#TEMP_DIR}" -gt 30 ]; then
   TEMP_DIR=$(mktemp -d /tmp/pcr-XXXXXX)
   ln -s "$TEMP_DIR" "$STATE/ray"
 else
@@ -83,11 +83,16 @@ EOF
 export RAY_AUTH_MODE=token
 export RAY_AUTH_TOKEN_PATH=$STATE/auth_token
 
-COMMON=(--block --temp-dir="$TEMP_DIR" --num-cpus="$CPUS"
-  --object-store-memory="$OBJECT_STORE" --disable-usage-stats)
+# Each node gets its own temp dir (the worker's inside the head's, so stop.sh finds and
+# removes both): nodes sharing one also share runtime_resources/, and the worker node's
+# runtime-env agent then replaced the job's working_dir under the running driver's feet
+# (its cwd vanished: FileNotFoundError from os.getcwd()).
+WORKER_TEMP_DIR=$TEMP_DIR/worker
+mkdir -p "$WORKER_TEMP_DIR"
+COMMON=(--block --num-cpus="$CPUS" --object-store-memory="$OBJECT_STORE" --disable-usage-stats)
 
 # setsid: each node is a session leader, so stop.sh can find every process it spawned.
-setsid nohup ray start --head "${COMMON[@]}" --port="$GCS" --dashboard-host=127.0.0.1 \
+setsid nohup ray start --head "${COMMON[@]}" --temp-dir="$TEMP_DIR" --port="$GCS" --dashboard-host=127.0.0.1 \
   --dashboard-port="$DASH" --ray-client-server-port="$CLIENT" --node-manager-port="$HEAD_NM" \
   --object-manager-port="$HEAD_OM" --dashboard-agent-listen-port="$HEAD_AGENT" \
   --dashboard-agent-grpc-port="$HEAD_AGENT_GRPC" --runtime-env-agent-port="$HEAD_RTE" \
@@ -101,7 +106,7 @@ until (exec 3<>"/dev/tcp/127.0.0.1/$GCS") 2>/dev/null; do
   sleep 0.5
 done
 
-setsid nohup ray start "${COMMON[@]}" --address="127.0.0.1:$GCS" \
+setsid nohup ray start "${COMMON[@]}" --temp-dir="$WORKER_TEMP_DIR" --address="127.0.0.1:$GCS" \
   --node-manager-port="$WORKER_NM" --object-manager-port="$WORKER_OM" \
   --dashboard-agent-listen-port="$WORKER_AGENT" \
   >"$STATE/worker.log" 2>&1 </dev/null &

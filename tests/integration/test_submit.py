@@ -60,6 +60,15 @@ def local_cluster(tmp_path_factory, aws_test_env):
     assert not state.exists()
 
 
+JOB_RECORD = """
+import json, os, sys
+from ray.job_submission import JobSubmissionClient
+info = JobSubmissionClient(os.environ["RAY_ADDRESS"]).get_job_info(sys.argv[1])
+print(json.dumps({"runtime_env": info.runtime_env, "metadata": info.metadata,
+                  "entrypoint": info.entrypoint}))
+"""
+
+
 def _promptcot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "promptcot_ray.cli", *args],
@@ -124,16 +133,17 @@ def test_submit_wait_runs_synthesize_on_the_cluster(
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["status"] == "SUCCEEDED"
     logs = _promptcot(env, "job", "logs", "promptcot-test-synthesize")
-    from ray.job_submission import JobSubmissionClient
-
-    os.environ.update({k: client_env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")})
-    try:
-        info = JobSubmissionClient(client_env["RAY_ADDRESS"]).get_job_info(
-            "promptcot-test-synthesize"
-        )
-    finally:
-        os.environ["RAY_AUTH_MODE"] = "disabled"
-    recorded = json.dumps(info.runtime_env) + json.dumps(info.metadata) + info.entrypoint
+    # the job's whole record, runtime_env included, read in a process of its own: Ray reads
+    # its authentication settings once per process, and this one has auth disabled
+    record = subprocess.run(
+        [sys.executable, "-c", JOB_RECORD, "promptcot-test-synthesize"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert record.returncode == 0, record.stderr[-3000:]
+    recorded = record.stdout
     assert "AWS_SECRET_ACCESS_KEY" in recorded  # named ...
     for text in (recorded, output, status.stdout, logs.stdout):
         assert TEST_SECRET not in text  # ... never inlined
