@@ -60,6 +60,8 @@ STATE=$(cd "$STATE" && pwd)
 
 # Ray's unix sockets live under the temp dir and AF_UNIX paths are limited to 107 bytes, so
 # a long state path (e.g. pytest's tmp_path) gets a short directory in /tmp, linked here.
+# The worker's sockets sit deepest (<temp>/worker/session_<41 chars>/sockets/plasma_store:
+# 70 bytes after <temp>), hence 30.
 TEMP_DIR=$STATE/ray
 if [ "${#TEMP_DIR}" -gt 30 ]; then
   TEMP_DIR=$(mktemp -d /tmp/pcr-XXXXXX)
@@ -92,10 +94,11 @@ mkdir -p "$WORKER_TEMP_DIR"
 COMMON=(--block --num-cpus="$CPUS" --object-store-memory="$OBJECT_STORE" --disable-usage-stats)
 
 # setsid: each node is a session leader, so stop.sh can find every process it spawned.
-setsid nohup ray start --head "${COMMON[@]}" --temp-dir="$TEMP_DIR" --port="$GCS" --dashboard-host=127.0.0.1 \
-  --dashboard-port="$DASH" --ray-client-server-port="$CLIENT" --node-manager-port="$HEAD_NM" \
-  --object-manager-port="$HEAD_OM" --dashboard-agent-listen-port="$HEAD_AGENT" \
-  --dashboard-agent-grpc-port="$HEAD_AGENT_GRPC" --runtime-env-agent-port="$HEAD_RTE" \
+setsid nohup ray start --head "${COMMON[@]}" --temp-dir="$TEMP_DIR" --port="$GCS" \
+  --dashboard-host=127.0.0.1 --dashboard-port="$DASH" --ray-client-server-port="$CLIENT" \
+  --node-manager-port="$HEAD_NM" --object-manager-port="$HEAD_OM" \
+  --dashboard-agent-listen-port="$HEAD_AGENT" --dashboard-agent-grpc-port="$HEAD_AGENT_GRPC" \
+  --runtime-env-agent-port="$HEAD_RTE" \
   >"$STATE/head.log" 2>&1 </dev/null &
 echo $! >"$STATE/head.pid"
 
@@ -106,9 +109,9 @@ until (exec 3<>"/dev/tcp/127.0.0.1/$GCS") 2>/dev/null; do
   sleep 0.5
 done
 
-setsid nohup ray start "${COMMON[@]}" --temp-dir="$WORKER_TEMP_DIR" --address="127.0.0.1:$GCS" \
-  --node-manager-port="$WORKER_NM" --object-manager-port="$WORKER_OM" \
-  --dashboard-agent-listen-port="$WORKER_AGENT" \
+setsid nohup ray start "${COMMON[@]}" --temp-dir="$WORKER_TEMP_DIR" \
+  --address="127.0.0.1:$GCS" --node-manager-port="$WORKER_NM" \
+  --object-manager-port="$WORKER_OM" --dashboard-agent-listen-port="$WORKER_AGENT" \
   >"$STATE/worker.log" 2>&1 </dev/null &
 echo $! >"$STATE/worker.pid"
 
