@@ -14,6 +14,7 @@ from promptcot_ray.parsing import (
     parse_draft,
     parse_judgement,
     parse_rationale,
+    reconcile_verdict,
     verdict_from_ratings,
 )
 from promptcot_ray.prompts.generator import format_completion
@@ -445,6 +446,42 @@ def test_verdict_from_ratings(ratings: dict[str, str], verdict: str) -> None:
 def test_verdict_from_ratings_rejects_bad_input(ratings: dict[str, str]) -> None:
     with pytest.raises((ValueError, KeyError)):
         verdict_from_ratings(ratings)
+
+
+@pytest.mark.parametrize(
+    ("stated", "ratings", "verdict", "contradictory"),
+    [
+        (None, ALL_PERFECT, "perfect", False),
+        ("perfect", ALL_PERFECT, "perfect", False),
+        ("Perfect", {**ALL_PERFECT, "solvability": "acceptable"}, "acceptable", True),
+        ("perfect", {**ALL_PERFECT, "factual_accuracy": "bad"}, "bad", True),
+        ("bad", ALL_PERFECT, "bad", True),
+        ("acceptable", {**ALL_PERFECT, "format": "bad"}, "bad", True),
+        ("acceptable", dict.fromkeys(CRITERIA, "acceptable"), "acceptable", False),
+    ],
+    ids=[
+        "no_stated",
+        "agrees",
+        "laxer_loses",
+        "laxer_loses_to_bad",
+        "stricter_wins",
+        "acceptable_vs_bad",
+        "agrees_acceptable",
+    ],
+)
+def test_reconcile_verdict_keeps_the_stricter(
+    stated: str | None, ratings: dict[str, str], verdict: str, contradictory: bool
+) -> None:
+    assert reconcile_verdict(stated, ratings) == (verdict, contradictory)
+
+
+@pytest.mark.parametrize(
+    ("stated", "ratings"),
+    [("great", ALL_PERFECT), ("perfect", {**ALL_PERFECT, "format": "poor"})],
+)
+def test_reconcile_verdict_rejects_unknown_words(stated: str, ratings: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        reconcile_verdict(stated, ratings)
 
 
 # --- concept lists ---------------------------------------------------------------------------
