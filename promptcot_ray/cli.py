@@ -406,5 +406,14 @@ def _register_submission_commands() -> None:
 
 _register_submission_commands()
 
+
+def _register_export_command() -> None:
+    from promptcot_ray.export.command import export
+
+    app.command("export")(export)
+
+
+_register_export_command()
+
 if __name__ == "__main__":
     app()
