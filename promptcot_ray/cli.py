@@ -415,5 +415,14 @@ def _register_export_command() -> None:
 
 _register_export_command()
 
+
+def _register_track_command() -> None:
+    from promptcot_ray.tracking.command import track
+
+    app.command("track")(track)
+
+
+_register_track_command()
+
 if __name__ == "__main__":
     app()

@@ -11,6 +11,7 @@ import yaml
 from pydantic import Field
 
 from promptcot_ray.config import ConfigError, RayConfig, StorageConfig, _Frozen, validate_config
+from promptcot_ray.tracking.config import TrackingConfig
 
 
 class StageSpec(_Frozen):
@@ -76,3 +77,8 @@ class PipelineConfig(_Frozen):
     train_student: StageSpec
     evaluate: StageSpec
     report: bool = Field(True, description="Write report/index.html at the end.")
+    tracking: TrackingConfig = Field(
+        TrackingConfig(),
+        description="Optional MLflow sink, synced after every stage: ledger metrics, the "
+        "accept rate per round, loss curves, this config as parameters.",
+    )

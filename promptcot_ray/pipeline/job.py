@@ -18,6 +18,7 @@ from promptcot_ray.pipeline import generator_data
 from promptcot_ray.pipeline.config import PipelineConfig
 from promptcot_ray.pipeline.stages import Stage, build_stages, select
 from promptcot_ray.storage import RunDir, StorageError
+from promptcot_ray.tracking.mlflow_sink import sync as track
 
 logger = logging.getLogger(__name__)
 JOB = "pipeline"
@@ -79,9 +80,11 @@ def run(cfg: PipelineConfig, start: str | None = None, only: str | None = None) 
         t0 = time.perf_counter()
         result = _run_stage(cfg, stage, run_dir)
         summary.stages.append(StageOutcome(stage.name, "ran", time.perf_counter() - t0))
+        track(cfg.tracking, run_dir, cfg)  # MLflow, when tracking.mlflow_uri is set
         if stage.job == "report":
             summary.report = result
     summary.accept_rates = record_accept_rates(run_dir, cfg.rounds)
+    track(cfg.tracking, run_dir, cfg)
     summary.seconds = time.perf_counter() - started
     return summary
 
