@@ -167,7 +167,11 @@ class CombinationConfig(_Frozen):
         0.2, gt=0.0, description="Sampler softmax temperature (method: 0.2)."
     )
     seed: int = Field(0, description="Sampler seed; combination i depends only on (seed, i).")
-    levels: tuple[str, ...] = Field(LEVELS, description="Difficulty levels, drawn uniformly.")
+    levels: tuple[str, ...] = Field(
+        LEVELS,
+        description="Generation levels, drawn uniformly: a subset of the method's eight "
+        "(records.LEVELS). Seeds may carry other contest levels; those are never drawn.",
+    )
     shard_size: int = Field(
         4096,
         ge=1,

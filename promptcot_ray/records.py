@@ -96,6 +96,26 @@ CRITERIA = (
     "factual_accuracy",
     "difficulty_alignment",
     "concept_coverage",
+# Every contest level a seed problem may carry (AoPS tags): seeds keep their own level in
+# extraction and in the generator's training rows; only sampled generation levels are LEVELS.
+CONTEST_LEVELS = (
+    *LEVELS,
+    "AJHSME",
+    "AMC8",
+    "AMC10",
+    "AHSME",
+    "HMMT",
+    "USAMTS",
+    "ARML",
+    "PUMaC",
+    "Putnam",
+    "IMO",
+    "IMO-Shortlist",
+    "IberoAmerican",
+    "APMO",
+    "Balkan-MO",
+    "EGMO",
+)
     "solvability",
 )
 RATINGS = ("perfect", "acceptable", "bad")

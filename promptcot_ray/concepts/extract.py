@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from promptcot_ray import records as R
 from promptcot_ray.config import LLMConfig
+from promptcot_ray.levels import stated_level
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, sampling_params
 from promptcot_ray.parsing import parse_concepts
 from promptcot_ray.prompts import concepts as concept_prompt
@@ -69,7 +70,11 @@ def _base(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class CollectConcepts:
-    """Postprocess: parse the concept list; the seed's own level wins over the reply's."""
+    """Postprocess: parse the concept list; the seed's own level wins over the reply's.
+
+    The reply's level may be any known contest level (an AMC8-like seed is AMC8), so it is
+    read with `levels.stated_level`, not the parser's eight-level matcher.
+    """
 
     def __init__(self, k: int, min_concepts: int, max_chars: int) -> None:
         self.k, self.min_concepts, self.max_chars = k, min_concepts, max_chars
@@ -78,7 +83,8 @@ class CollectConcepts:
         parsed = parse_concepts(row.get("generated_text"), self.min_concepts, self.max_chars)
         level, source = row.get("seed_level"), "seed"
         if not level:
-            level, source = parsed.level, ("reply" if parsed.level else None)
+            level = stated_level(row.get("generated_text")) or parsed.level
+            source = "reply" if level else None
         return {
             **_base(row),
             "concepts": list(parsed.concepts[: self.k]),

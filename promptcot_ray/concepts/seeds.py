@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from promptcot_ray import records as R
 from promptcot_ray.config import ConfigError, SeedSource, StorageConfig
-from promptcot_ray.parsing import match_level
+from promptcot_ray.levels import match_level
 from promptcot_ray.storage import RunDir
 
 _SPACE_RE = re.compile(r"\s+")
@@ -129,6 +129,7 @@ def prepare_seeds(rows: list[dict[str, Any] | str], src: SeedSource) -> pa.Table
         is_dup = sid in seen
         seen.add(sid)
         out.append(
+        # any known contest level (AMC8, AHSME, ...), not only the eight generation levels
             {
                 **base,
                 R.ID: R.make_id("seed-dup", index, sid) if is_dup else sid,

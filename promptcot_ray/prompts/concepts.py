@@ -6,9 +6,9 @@ The reply shape is a numbered list of k concepts then one `Level: X` line, which
 
 from __future__ import annotations
 
-from promptcot_ray.records import LEVELS
+from promptcot_ray.records import CONTEST_LEVELS
 
-VERSION = "concepts-v1"
+VERSION = "concepts-v2"  # v2: any contest level, not only the eight generation levels
 
 SYSTEM = (
     "You are an experienced mathematics educator and competition coach. You can tell which "
@@ -41,5 +41,5 @@ def build_concept_messages(problem: str, k: int) -> list[dict[str, str]]:
     """Build the chat messages asking for `k` foundational concepts and a contest level."""
     if k < 1:
         raise ValueError(f"k={k} must be at least 1 (the method uses 5 concepts)")
-    user = USER_TEMPLATE.format(problem=problem.strip(), k=k, levels=", ".join(LEVELS))
+    user = USER_TEMPLATE.format(problem=problem.strip(), k=k, levels=", ".join(CONTEST_LEVELS))
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]

@@ -1,17 +1,22 @@
 """The problem-generator prompt: concepts + level in, design rationale + problem out.
 
-The same messages serve as the SFT prompt and as the synthesis prompt, so a trained
-generator sees exactly what it was trained on. The completion is marked up with the tags
-below; `parsing.parse_draft` reads them back.
+The same prompt serves as the SFT prompt and as the synthesis prompt, so a trained
+generator sees exactly what it was trained on. Two formats: `chat` (system + user messages,
+rendered by the model's chat template) and `raw` (one plain text, no template, the way the
+authors' released generator is prompted; the completion starts right where it ends). The
+completion is marked up with the tags below; `parsing.parse_draft` reads them back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
-from promptcot_ray.records import LEVELS
+from promptcot_ray.records import CONTEST_LEVELS
 
-VERSION = "generator-v1"
+PromptFormat = Literal["chat", "raw"]
+VERSION = "generator-v1"  # the chat format
+RAW_VERSION = "generator-raw-v1"  # the plain-text format: a different prompt, its own version
 
 RATIONALE_BEGIN = "<!-- BEGIN RATIONALE -->"
 RATIONALE_END = "<!-- END RATIONALE -->"
@@ -54,10 +59,21 @@ def numbered(items: Sequence[str]) -> str:
 
 
 def check_level(level: str) -> str:
-    """Return `level` if it is one of LEVELS; a typo here would silently skew difficulty."""
-    if level not in LEVELS:
-        raise ValueError(f"level={level!r} is not a known contest level; use one of {LEVELS}")
+    """Return `level` if it is a known contest level; a typo would silently skew difficulty.
+
+    Any of CONTEST_LEVELS: seeds keep their own level (AMC8, AHSME, ...) in training rows.
+    Which levels synthesis may *draw* is restricted elsewhere (CombinationConfig.levels).
+    """
+    if level not in CONTEST_LEVELS:
+        raise ValueError(
+            f"level={level!r} is not a known contest level; use one of {CONTEST_LEVELS}"
+        )
     return level
+
+
+def version(prompt_format: PromptFormat) -> str:
+    """The prompt version rows carry for a format: raw and chat prompts differ."""
+    return RAW_VERSION if prompt_format == "raw" else VERSION
 
 
 def build_generator_messages(concepts: Sequence[str], level: str) -> list[dict[str, str]]:
@@ -73,6 +89,37 @@ def build_generator_messages(concepts: Sequence[str], level: str) -> list[dict[s
         problem_end=PROBLEM_END,
     )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+RAW_TEMPLATE = """\
+The following is a new mathematics competition problem, designed by an expert setter.
+
+Foundational concepts:
+{concepts}
+
+Difficulty level: {level}
+
+The setter first writes out the design rationale (how the concepts combine, where the \
+difficulty comes from, how it is calibrated to the level), then the problem statement, each \
+between its tags.
+
+"""
+
+
+def build_generator_raw_prompt(concepts: Sequence[str], level: str) -> str:
+    """The plain-text generator prompt (no chat template); the completion follows it."""
+    if not concepts:
+        raise ValueError("concepts is empty; pass the sampled concept combination")
+    return RAW_TEMPLATE.format(concepts=numbered(concepts), level=check_level(level))
+
+
+def build_generator_prompt(
+    concepts: Sequence[str], level: str, prompt_format: PromptFormat
+) -> list[dict[str, str]] | str:
+    """The generator prompt in `prompt_format`: chat messages, or one plain text."""
+    if prompt_format == "raw":
+        return build_generator_raw_prompt(concepts, level)
+    return build_generator_messages(concepts, level)
 
 
 def format_completion(rationale: str, problem: str) -> str:
