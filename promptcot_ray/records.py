@@ -91,11 +91,6 @@ REASON_RATIONALE_MISSING = "rationale_missing"  # no complete, non-empty rationa
 
 # --- the method's vocabulary --------------------------------------------------------------
 LEVELS = ("AMC12", "HMMT-Nov", "HMMT-Feb", "AIME", "USAJMO", "USAMO", "USOJMO", "USOMO")
-CRITERIA = (
-    "format",
-    "factual_accuracy",
-    "difficulty_alignment",
-    "concept_coverage",
 # Every contest level a seed problem may carry (AoPS tags): seeds keep their own level in
 # extraction and in the generator's training rows; only sampled generation levels are LEVELS.
 CONTEST_LEVELS = (
@@ -116,6 +111,11 @@ CONTEST_LEVELS = (
     "Balkan-MO",
     "EGMO",
 )
+CRITERIA = (
+    "format",
+    "factual_accuracy",
+    "difficulty_alignment",
+    "concept_coverage",
     "solvability",
 )
 RATINGS = ("perfect", "acceptable", "bad")

@@ -113,6 +113,7 @@ def prepare_seeds(rows: list[dict[str, Any] | str], src: SeedSource) -> pa.Table
         problem = row.get(src.problem_column)
         problem = problem.strip() if isinstance(problem, str) else ""
         level = row.get(src.level_column) if src.level_column else None
+        # any known contest level (AMC8, AHSME, ...), not only the eight generation levels
         base["level"] = match_level(str(level)) if level else None
         if not problem:
             out.append(
@@ -129,7 +130,6 @@ def prepare_seeds(rows: list[dict[str, Any] | str], src: SeedSource) -> pa.Table
         is_dup = sid in seen
         seen.add(sid)
         out.append(
-        # any known contest level (AMC8, AHSME, ...), not only the eight generation levels
             {
                 **base,
                 R.ID: R.make_id("seed-dup", index, sid) if is_dup else sid,

@@ -46,6 +46,7 @@ def test_builders_return_system_then_user_messages(name: str) -> None:
     ("module", "version"),
     [
         (generator, "generator-v1"),
+        (judge, "judge-v1"),
         (concepts, "concepts-v2"),
         (rationale, "rationale-v1"),
     ],
@@ -84,7 +85,7 @@ def test_concept_prompt_names_k_and_every_level() -> None:
     [
         lambda: generator.build_generator_messages(CONCEPTS, "Level 5"),
         lambda: generator.build_generator_messages([], "AIME"),
-        lambda: judge.build_judge_messages(CONCEPTS, "aime", RATIONALE, PROBLEM, "schema"),
+        lambda: judge.build_judge_messages(CONCEPTS, "aime", RATIONALE, PROBLEM),
         lambda: rationale.build_rationale_messages(PROBLEM, CONCEPTS, "hmmt feb"),
         lambda: rationale.build_rationale_messages(PROBLEM, [], "AIME"),
         lambda: concepts.build_concept_messages(PROBLEM, 0),
