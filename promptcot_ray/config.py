@@ -155,6 +155,30 @@ SCALING_FIELDS = frozenset(
 )
 
 
+class GeneratorConfig(LLMConfig):
+    """The problem generator: an LLMConfig plus how its prompt is written (METHOD.md step 7)."""
+
+    top_p: float = Field(
+        1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (method: 1.0 for the generator)."
+    )
+    prompt_format: Literal["chat", "raw"] = Field(
+        "chat",
+        description="'chat': system + user messages through the model's chat template; it "
+        "stops at the template's end-of-turn token. 'raw': one plain prompt, no template, as "
+        "the authors' released generator takes; it stops at EOS. The rationales job's "
+        "generator_prompt_format must match, so training and synthesis agree.",
+    )
+
+    @model_validator(mode="after")
+    def _check_format(self) -> GeneratorConfig:
+        if self.prompt_format == "raw" and self.engine == "openai":
+            raise ValueError(
+                "generator.prompt_format='raw' needs engine='vllm': a chat-completions "
+                "endpoint always applies a chat template; use prompt_format='chat'"
+            )
+        return self
+
+
 class JudgeConfig(_Frozen):
     name: str = Field(description="Short judge name used in columns and reports, e.g. 'llama'.")
     llm: LLMConfig
@@ -213,7 +237,7 @@ class SynthesizeConfig(_Frozen):
     ray: RayConfig = RayConfig()
     pool: PoolConfig = PoolConfig()
     combinations: CombinationConfig = CombinationConfig()
-    generator: LLMConfig
+    generator: GeneratorConfig
     judges: tuple[JudgeConfig, ...] = Field(
         description="Judges; a draft is kept only if they agree per `acceptance`."
     )
@@ -329,6 +353,12 @@ class RationalesConfig(_Frozen):
     storage: StorageConfig = StorageConfig()
     ray: RayConfig = RayConfig()
     writer: LLMConfig = Field(description="The model that reverse-engineers each rationale.")
+    generator_prompt_format: Literal["chat", "raw"] = Field(
+        "chat",
+        description="Format of the generator prompt in the SFT rows (and for the scorer): "
+        "must equal synthesize's generator.prompt_format so the generator is trained on "
+        "the prompt it will be sampled with.",
+    )
     max_problem_overlap: float = Field(
         0.8,
         gt=0.0,

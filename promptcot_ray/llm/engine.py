@@ -47,8 +47,14 @@ def engine_env(cfg: LLMConfig) -> dict[str, str]:
     return env
 
 
-def sampling_params(cfg: LLMConfig, seed: int | None = None) -> dict[str, Any]:
-    """vLLM SamplingParams for one row; a per-row seed makes each reply reproducible."""
+def sampling_params(
+    cfg: LLMConfig, seed: int | None = None, stop_token_ids: list[int] | None = None
+) -> dict[str, Any]:
+    """vLLM SamplingParams for one row; a per-row seed makes each reply reproducible.
+
+    `stop_token_ids`: end the reply at these tokens too (a chat template's end-of-turn,
+    which for Llama-3.1 is <|eot_id|>, not its EOS <|end_of_text|>).
+    """
     params: dict[str, Any] = {
         "temperature": cfg.temperature,
         "top_p": cfg.top_p,
@@ -56,6 +62,8 @@ def sampling_params(cfg: LLMConfig, seed: int | None = None) -> dict[str, Any]:
     }
     if seed is not None:
         params["seed"] = seed
+    if stop_token_ids:
+        params["stop_token_ids"] = list(stop_token_ids)
     return params
 
 

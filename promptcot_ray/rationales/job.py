@@ -118,17 +118,19 @@ def build_pipeline(todo: pa.Table, cfg: RationalesConfig):
     from promptcot_ray.llm.engine import build_processor
     from promptcot_ray.rationales import scoring
 
+    form = cfg.generator_prompt_format
     ds = build_processor(
         cfg.writer,
         BuildRationaleRequest(cfg.writer),
-        CollectRationale(cfg.max_problem_overlap),
+        CollectRationale(cfg.max_problem_overlap, form),
     )(dataset_from_table(todo, cfg.checkpoint_rows))
-    ds = ds.map(SettleRationale(), num_cpus=HELPER_CPUS)
+    ds = ds.map(SettleRationale(form), num_cpus=HELPER_CPUS)
     if cfg.best_of_n == 1:
         return ds
     scorer = cfg.scorer.model_copy(update={"apply_chat_template": False, "tokenizer_stages": False})
     carry = tuple(f.name for f in RATIONALE_SCHEMA if f.name not in scoring.SCORE_COLUMNS)
-    ds = build_processor(scorer, scoring.BuildScoreRequest(scorer), scoring.CollectScore(carry))(ds)
+    pre = scoring.BuildScoreRequest(scorer, form)
+    ds = build_processor(scorer, pre, scoring.CollectScore(carry))(ds)
     return ds.map(scoring.SettleScore(carry), num_cpus=HELPER_CPUS)
 
 

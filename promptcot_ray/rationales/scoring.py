@@ -33,11 +33,20 @@ def _tokenizer(model: str) -> Any:
 
 
 def scoring_tokens(
-    tokenizer: Any, concepts: list[str], level: str, rationale: str, problem: str
+    tokenizer: Any,
+    concepts: list[str],
+    level: str,
+    rationale: str,
+    problem: str,
+    prompt_format: str = "chat",
 ) -> tuple[list[int], int, int]:
-    """Token ids of prompt + completion, and where the rationale and problem spans start."""
-    messages = generator_prompt.build_generator_messages(concepts, level)
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    """Token ids of prompt + completion, and where the rationale and problem spans start.
+
+    The prompt is the generator's, in the format it is trained and sampled with.
+    """
+    prompt = generator_prompt.build_generator_prompt(concepts, level, prompt_format)
+    if not isinstance(prompt, str):
+        prompt = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
     completion = generator_prompt.format_completion(rationale, problem)
     cut = completion.index(generator_prompt.PROBLEM_BEGIN)
 
@@ -76,8 +85,9 @@ def span_sums(
 class BuildScoreRequest:
     """Preprocess: a candidate rationale -> its scoring request (prompt logprobs only)."""
 
-    def __init__(self, scorer: LLMConfig) -> None:
+    def __init__(self, scorer: LLMConfig, prompt_format: str = "chat") -> None:
         self.model = scorer.model
+        self.prompt_format = prompt_format
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in row.items() if k not in ("messages", "sampling_params")}
@@ -98,6 +108,7 @@ class BuildScoreRequest:
             row["level"],
             row["rationale"],
             row["problem"],
+            self.prompt_format,
         )
         return {
             **out,

@@ -1,7 +1,9 @@
 """Row functions around the rationale processor, and the generator SFT row they produce.
 
-The SFT prompt is built by `build_generator_messages`, the very function the synthesize job
-prompts the generator with, so training and inference can never drift apart.
+The SFT prompt is built by `build_generator_prompt`, the very function the synthesize job
+prompts the generator with, in the same format (`chat` messages or `raw` text), so training
+and inference can never drift apart. Rows carry the format so the train job renders them
+the same way (a raw prompt gets no chat template).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ RATIONALE_SCHEMA = pa.schema(
         ("problem", pa.string()),
         ("candidate_key", pa.string()),  # seed_id:sample_index, the resume key
         ("rationale", pa.string()),
-        ("prompt", pa.string()),  # JSON chat messages: the generator prompt
+        ("prompt", pa.string()),  # the generator prompt: JSON chat messages, or raw text
+        ("prompt_format", pa.string()),  # chat | raw: how the train job must render `prompt`
         ("prompt_version_generator", pa.string()),
         ("completion", pa.string()),  # tagged rationale + problem: the SFT target
         ("text", pa.string()),
@@ -61,8 +64,10 @@ def problem_overlap(problem: str, rationale: str, n: int = NGRAM) -> float:
     return len(grams & r_grams) / len(grams)
 
 
-def generator_prompt_json(concepts: list[str], level: str) -> str:
-    return json.dumps(generator_prompt.build_generator_messages(concepts, level))
+def generator_prompt_json(concepts: list[str], level: str, prompt_format: str = "chat") -> str:
+    """The SFT prompt cell: chat messages as JSON, or the raw prompt text itself."""
+    prompt = generator_prompt.build_generator_prompt(concepts, level, prompt_format)
+    return prompt if isinstance(prompt, str) else json.dumps(prompt)
 
 
 class BuildRationaleRequest:
@@ -106,10 +111,13 @@ class BuildRationaleRequest:
 
 
 class CollectRationale:
-    """Postprocess: parse the rationale; reject empty ones and ones that restate the problem."""
+    """Postprocess: parse the rationale; reject empty ones and ones that restate the problem.
 
-    def __init__(self, max_overlap: float) -> None:
-        self.max_overlap = max_overlap
+    The seed keeps its own contest level (AMC8, AHSME, ...) in the generator prompt.
+    """
+
+    def __init__(self, max_overlap: float, prompt_format: str = "chat") -> None:
+        self.max_overlap, self.prompt_format = max_overlap, prompt_format
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         text = row.get("generated_text") or ""
@@ -118,11 +126,14 @@ class CollectRationale:
         if reason is None and problem_overlap(row["problem"], parsed.rationale) >= self.max_overlap:
             reason = R.REASON_RATIONALE_RESTATES_PROBLEM
         ok = reason is None
+        form = self.prompt_format
+        prompt = generator_prompt_json(list(row["concepts"]), row["level"], form) if ok else None
         return {
             **{k: row.get(k) for k in _BASE},
             "rationale": parsed.rationale if ok else None,
-            "prompt": generator_prompt_json(list(row["concepts"]), row["level"]) if ok else None,
-            "prompt_version_generator": generator_prompt.VERSION,
+            "prompt": prompt,
+            "prompt_format": form,
+            "prompt_version_generator": generator_prompt.version(form),
             "completion": generator_prompt.format_completion(parsed.rationale, row["problem"])
             if ok
             else None,
@@ -138,6 +149,9 @@ class CollectRationale:
 class SettleRationale:
     """After the processor: engine failures become counted errors with the same columns."""
 
+    def __init__(self, prompt_format: str = "chat") -> None:
+        self.prompt_format = prompt_format
+
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         names = [f.name for f in RATIONALE_SCHEMA]
         error = row.get(INFERENCE_ERROR_COLUMN) or ""
@@ -145,7 +159,8 @@ class SettleRationale:
             return {k: row.get(k) for k in names}
         out = {k: row.get(k) for k in _BASE}
         out.update(
-            prompt_version_generator=generator_prompt.VERSION,
+            prompt_format=self.prompt_format,
+            prompt_version_generator=generator_prompt.version(self.prompt_format),
             tokens_in=0,
             tokens_out=0,
             status=R.STATUS_ERROR,

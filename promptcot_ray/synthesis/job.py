@@ -119,11 +119,15 @@ def pending_combinations(run: RunDir, round_dir: str, combos: pa.Table) -> tuple
 def build_pipeline(pending: pa.Table, cfg: SynthesizeConfig, block_rows: int):
     """The lazy dataset: generator -> settle -> (judge -> settle) x judges -> decide."""
     from promptcot_ray.llm.engine import build_processor
+    from promptcot_ray.llm.stops import stop_ids_for
     from promptcot_ray.synthesis import stages as S
 
     ds = dataset_from_table(pending, block_rows)
-    gen = cfg.generator
-    ds = build_processor(gen, S.BuildGenerationRequest(gen), S.CollectDraft(gen.max_tokens))(ds)
+    gen, form = cfg.generator, cfg.generator.prompt_format
+    pre = S.BuildGenerationRequest(gen, form, stop_ids_for(gen, form, cfg.storage))
+    if form == "raw":  # a plain prompt: no chat template stage
+        gen = gen.model_copy(update={"apply_chat_template": False})
+    ds = build_processor(gen, pre, S.CollectDraft(gen.max_tokens))(ds)
     return add_judges(ds.map(S.SettleDraft(), num_cpus=HELPER_CPUS), cfg)
 
 
@@ -177,7 +181,7 @@ def ledger_records(cfg: SynthesizeConfig, counts: RoundCounts, seconds: float) -
             counts.tokens["generate_out"],
             seconds,
             cfg.generator.model,
-            gp.VERSION,
+            gp.version(cfg.generator.prompt_format),
             {**extra, "seconds_scope": "whole streaming pipeline (generate + judge)"},
         ),
     ]

@@ -78,30 +78,33 @@ def _carry(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
 
 
 class BuildGenerationRequest:
-    """Preprocess for the generator: concepts + level -> chat messages and sampling params."""
+    """Preprocess for the generator: concepts + level -> its prompt and sampling params.
 
-    def __init__(self, llm: LLMConfig) -> None:
-        self.llm = llm
+    `prompt_format` 'chat' sends messages (the engine applies the chat template); 'raw'
+    sends one plain text. `stop_token_ids` (llm.stops) end the reply at the template's
+    end-of-turn token, or at EOS for 'raw'.
+    """
+
+    def __init__(
+        self, llm: LLMConfig, prompt_format: str = "chat", stop_token_ids: list[int] | None = None
+    ) -> None:
+        self.llm, self.prompt_format = llm, prompt_format
+        self.stop_token_ids = list(stop_token_ids or [])
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         concepts = [str(c) for c in row["concepts"]]
         seed = derive_seed(self.llm.seed, row["combination_id"])
-        draft_id = R.make_id(
-            "draft",
-            row["combination_id"],
-            self.llm.model,
-            generator_prompt.VERSION,
-            seed,
-            0,
-        )
+        version = generator_prompt.version(self.prompt_format)
+        draft_id = R.make_id("draft", row["combination_id"], self.llm.model, version, seed, 0)
+        prompt = generator_prompt.build_generator_prompt(concepts, row["level"], self.prompt_format)
         return {
             **_carry(row, COMBINATION_COLUMNS),
             "draft_id": draft_id,
             "generator_model": self.llm.model,
-            "generator_prompt_version": generator_prompt.VERSION,
+            "generator_prompt_version": version,
             "generation_seed": seed,
-            "messages": generator_prompt.build_generator_messages(concepts, row["level"]),
-            "sampling_params": sampling_params(self.llm, seed),
+            ("prompt" if self.prompt_format == "raw" else "messages"): prompt,
+            "sampling_params": sampling_params(self.llm, seed, self.stop_token_ids),
         }
 
 

@@ -37,9 +37,13 @@ class TokenizeBatch:
         cfg = self.cfg
         prompts = batch.column(cfg.data.prompt_column).to_pylist()
         completions = batch.column(cfg.data.completion_column).to_pylist()
+        # generator rows say how their prompt is rendered (rationales' prompt_format column)
+        raw = [False] * len(prompts)
+        if "prompt_format" in batch.column_names:
+            raw = [f == "raw" for f in batch.column("prompt_format").to_pylist()]
         results = [
-            encode(self.tokenizer, p, c, cfg.max_length, cfg.overflow)
-            for p, c in zip(prompts, completions, strict=True)
+            encode(self.tokenizer, p, c, cfg.max_length, cfg.overflow, r)
+            for p, c, r in zip(prompts, completions, raw, strict=True)
         ]
         kept = [r for r in results if isinstance(r, Encoded)]
         sequences = pack(kept, cfg.max_length) if cfg.packing else None

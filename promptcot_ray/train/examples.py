@@ -74,18 +74,25 @@ def completion_text(tokenizer: Any, messages: list[dict[str, str]], completion: 
 
 
 def encode(
-    tokenizer: Any, prompt: Any, completion: Any, max_length: int, overflow: str
+    tokenizer: Any, prompt: Any, completion: Any, max_length: int, overflow: str, raw: bool = False
 ) -> Encoded | str:
-    """Token ids and labels for one row, or the reason it cannot be trained on."""
+    """Token ids and labels for one row, or the reason it cannot be trained on.
+
+    `raw`: the prompt is plain text sent without a chat template (a generator row with
+    prompt_format raw); the target is the completion plus EOS, where sampling stops.
+    """
     if prompt is None or completion is None:
         return REASON_MALFORMED
     try:
-        messages = prompt_messages(prompt)
+        messages = None if raw else prompt_messages(prompt)
     except (ValueError, json.JSONDecodeError):
         return REASON_MALFORMED
     if not str(completion).strip():
         return REASON_EMPTY_COMPLETION
-    prompt_text, target_text = completion_text(tokenizer, messages, str(completion))
+    if messages is None:
+        prompt_text, target_text = str(prompt), str(completion) + (tokenizer.eos_token or "")
+    else:
+        prompt_text, target_text = completion_text(tokenizer, messages, str(completion))
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False).input_ids
     target_ids = tokenizer(target_text, add_special_tokens=False).input_ids
     if len(prompt_ids) >= max_length:

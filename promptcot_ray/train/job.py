@@ -60,7 +60,10 @@ def _load_rows(cfg: TrainConfig, run: RunDir):
         table = table.filter(pc.fill_null(pc.equal(table["status"], "ok"), False))
     if cfg.data.max_rows:
         table = table.slice(0, cfg.data.max_rows)
-    return table.select([cfg.data.prompt_column, cfg.data.completion_column])
+    columns = [cfg.data.prompt_column, cfg.data.completion_column]
+    # generator rows (rationales/) say whether their prompt is raw text: keep that column
+    columns += ["prompt_format"] if "prompt_format" in table.schema.names else []
+    return table.select(columns)
 
 
 RESUME_SAFE_FIELDS = {"ray", "env_vars", "max_failures", "keep_checkpoints", "export"}
