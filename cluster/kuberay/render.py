@@ -1,8 +1,8 @@
 """Write cluster/kuberay/rayjob-<job>.yaml: one KubeRay RayJob per promptcot-ray job.
 
 Each RayJob embeds the spec of raycluster.yaml (a fresh cluster per job, deleted after it
-finishes), runs `python jobs/<job>.py --config jobs/configs/400k/<file>` and installs the
-project as jobs/runtime_env.yaml says, with the code from an S3 zip (values.yaml). Edit those
+finishes) on the project's image, runs `python jobs/<job>.py --config jobs/configs/400k/<file>`
+with jobs/runtime_env.yaml's settings and the code from an S3 zip (values.yaml). Edit those
 files, then run `python cluster/kuberay/render.py`; with `--check` it writes nothing and
 exits 1 when a checked-in RayJob differs from what it would write (the unit tests run it).
 """
@@ -64,8 +64,9 @@ HEADER = """\
 #   write is keyed by a content-derived id and each job resumes from the run directory,
 #   skipping the work that is already there.
 # - runtimeEnvYAML: working_dir is the repository as a zip in S3 (values.yaml), fetched by
-#   every node with the pods' IAM role; pip installs the project with its `gpu` extra from
-#   it. env_vars hold settings only: S3 credentials come from the service account (IRSA).
+#   every node with the pods' IAM role. Nothing is pip-installed: the project's image
+#   (Dockerfile) has the project and its `gpu` extra. env_vars hold settings only: S3
+#   credentials come from the service account (IRSA).
 """
 
 
@@ -90,10 +91,11 @@ def load_yaml(path: Path) -> Any:
 
 
 def runtime_env(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """The job's runtime_env: jobs/runtime_env.yaml's install and settings, code from S3."""
+    """The job's runtime_env: jobs/runtime_env.yaml's settings, code from S3. No pip step: the
+    project's image (Dockerfile) already holds the project and its gpu extra."""
     region = values["region"]
     env_vars = {**base.get("env_vars", {}), "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
-    return {"working_dir": values["code_uri"], "pip": base["pip"], "env_vars": env_vars}
+    return {"working_dir": values["code_uri"], "env_vars": env_vars}
 
 
 def submitter_template(cluster_spec: dict[str, Any]) -> dict[str, Any]:

@@ -77,10 +77,11 @@ def submit(
     install: Annotated[
         bool,
         typer.Option(
-            help="Install the project with its gpu extra on the cluster (--no-install when "
-            "the cluster's image already has it)."
+            help="Install the project with its gpu extra on the cluster at job start. Off by "
+            "default: the project's image (Dockerfile), which the KubeRay and EC2 configs "
+            "run, already has it; use --install on a cluster of the plain Ray image."
         ),
-    ] = True,
+    ] = False,
     env: Annotated[
         list[str] | None,
         typer.Option(
@@ -101,8 +102,9 @@ def submit(
         str | None, typer.Option(help="Job id to use (default: Ray picks one).")
     ] = None,
 ) -> None:
-    """Submit a job to a Ray cluster: uploads the working directory, installs the project,
-    runs `python jobs/<JOB>.py --config FILE --set ...` there and prints the job id.
+    """Submit a job to a Ray cluster: uploads the working directory (with --install, also
+    installs the project), runs `python jobs/<JOB>.py --config FILE --set ...` there and
+    prints the job id.
 
     The config is validated here first, so a bad key fails before anything is sent.
     Secret values never enter the submission: name them with --secret.

@@ -141,26 +141,30 @@ def test_ray_cluster_layout():
     assert head["rayStartParams"]["num-cpus"] == "0"
     assert head["serviceType"] == "ClusterIP" and head["enableIngress"] is False
     groups = {group["groupName"]: group for group in spec["workerGroupSpecs"]}
-    assert set(groups) == {"generator", "judge"}
+    assert set(groups) == {"generator", "judge", "cpu"}
     for group in groups.values():
         assert set(group) >= WORKER_GROUP_FIELDS, group["groupName"]
         assert 0 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
     assert gpus(groups["generator"]) == 1 and gpus(groups["judge"]) == 8
+    assert gpus(groups["cpu"]) == 0  # sampling, quality, labelling, tokenising
 
 
 def gpus(group: dict[str, Any]) -> int:
     [container] = group["template"]["spec"]["containers"]
-    return int(container["resources"]["limits"]["nvidia.com/gpu"])
+    return int(container["resources"]["limits"].get("nvidia.com/gpu", 0))
+
+
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
 def test_gpu_workers_schedule_on_tainted_gpu_nodes_only():
+    """GPU groups tolerate the GPU taint; the CPU group does not, so it never takes a GPU node."""
     for _, obj in ray_objects():
         for group in cluster_spec(obj)["workerGroupSpecs"]:
             spec = group["template"]["spec"]
             assert spec.get("nodeSelector") or spec.get("affinity", {}).get("nodeAffinity")
-            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in (
-                spec["tolerations"]
-            )
+            tolerated = GPU_TOLERATION in spec.get("tolerations", [])
+            assert tolerated is (gpus(group) > 0), group["groupName"]
 
 
 def test_every_container_requests_what_it_is_limited_to():
@@ -256,11 +260,11 @@ def test_rayjob_configs_load_with_their_overrides():
         assert config.storage.run_dir.startswith("s3://"), path.name
 
 
-def test_rayjob_runtime_env_installs_from_s3_and_holds_no_secret():
+def test_rayjob_runtime_env_fetches_code_from_s3_installs_nothing_and_holds_no_secret():
     for path, job in kuberay_objects("RayJob"):
         env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])
         assert env["working_dir"].startswith("s3://") and env["working_dir"].endswith(".zip")
-        assert any(package.endswith("[gpu]") for package in env["pip"]["packages"])
+        assert "pip" not in env, f"{path.name}: the project's image already has the project"
         assert env["env_vars"]["AWS_REGION"]
         leaked = [name for name in env["env_vars"] if is_secret_name(name)]
         assert not leaked, f"{path.name}: secret-looking env_vars {leaked}"
