@@ -81,6 +81,11 @@ REASON_JUDGE_ERROR = "judge_error"  # the judge engine failed on this row
 REASON_JUDGE_EMPTY = "judge_empty"
 REASON_JUDGE_UNPARSEABLE = "judge_unparseable"  # neither a verdict line nor five ratings
 REASON_JUDGE_CONTRADICTORY = "judge_contradictory"  # verdict line disagrees with ratings
+# the free-text judge parser fails closed: each way a reply can fail to rate all five
+REASON_JUDGE_NO_RATINGS = "judge_no_ratings"  # a verdict, but no criterion rated
+REASON_JUDGE_MISSING_CRITERION = "judge_missing_criterion"  # some criterion has no rating
+REASON_JUDGE_CONFLICTING_RATINGS = "judge_conflicting_ratings"  # one criterion, two ratings
+REASON_JUDGE_UNKNOWN_RATING = "judge_unknown_rating"  # "Poor", "Not perfect", "Bad/Acceptable"
 REASON_JUDGED_ACCEPTABLE = "judged_acceptable"  # a judge said acceptable (only_perfect mode)
 REASON_JUDGED_BAD = "judged_bad"
 # concept extraction and rationale writing (seed-problem stages)

@@ -28,6 +28,9 @@ from promptcot_ray.records import (
     REASON_DRAFT_MISSING_RATIONALE,
     REASON_JUDGE_CONTRADICTORY,
     REASON_JUDGE_EMPTY,
+    REASON_JUDGE_MISSING_CRITERION,
+    REASON_JUDGE_NO_RATINGS,
+    REASON_JUDGE_UNKNOWN_RATING,
     REASON_JUDGE_UNPARSEABLE,
     REASON_RATIONALE_EMPTY,
     REASON_RATIONALE_MISSING,
@@ -266,14 +269,32 @@ Solvability: Perfect"""
 # (id, reply, verdict, source, reason)
 JUDGE_CASES = [
     ("well_formed", WELL_FORMED_JUDGEMENT, "perfect", SOURCE_VERDICT_LINE, None),
-    ("verdict_upper_case", "VERDICT: ACCEPTABLE", "acceptable", SOURCE_VERDICT_LINE, None),
-    ("verdict_lower_case", "verdict: bad", "bad", SOURCE_VERDICT_LINE, None),
-    ("markdown_bold_verdict", "**Final verdict:** bad", "bad", SOURCE_VERDICT_LINE, None),
-    ("bold_value", "Final Verdict: **Perfect**", "perfect", SOURCE_VERDICT_LINE, None),
-    ("dash_separator", "Overall verdict - ACCEPTABLE", "acceptable", SOURCE_VERDICT_LINE, None),
-    ("brackets_and_code", "`Verdict: [Acceptable]`", "acceptable", SOURCE_VERDICT_LINE, None),
-    ("heading_then_value", "## Final Verdict\n\n**Bad**", "bad", SOURCE_VERDICT_LINE, None),
-    ("prose_verdict_is", "The verdict is acceptable.", "acceptable", SOURCE_VERDICT_LINE, None),
+    # A stated verdict is read in many spellings, but only checked against the ratings:
+    # source is SOURCE_VERDICT_LINE only when the verdict line was read and agrees.
+    *(
+        (name, ratings + "\n" + line, verdict, SOURCE_VERDICT_LINE, None)
+        for name, ratings, line, verdict in [
+            ("verdict_upper_case", RATINGS_ONLY_ACCEPTABLE, "VERDICT: ACCEPTABLE", "acceptable"),
+            ("verdict_lower_case", RATINGS_ONLY_BAD, "verdict: bad", "bad"),
+            ("markdown_bold_verdict", RATINGS_ONLY_BAD, "\n**Final verdict:** bad", "bad"),
+            ("bold_value", RATINGS_ALL_PERFECT, "Final Verdict: **Perfect**", "perfect"),
+            (
+                "dash_separator",
+                RATINGS_ONLY_ACCEPTABLE,
+                "Overall verdict - ACCEPTABLE",
+                "acceptable",
+            ),
+            ("brackets_and_code", RATINGS_ONLY_ACCEPTABLE, "`Verdict: [Acceptable]`", "acceptable"),
+            ("heading_then_value", RATINGS_ONLY_BAD, "## Final Verdict\n\n**Bad**", "bad"),
+            (
+                "prose_verdict_is",
+                RATINGS_ONLY_ACCEPTABLE,
+                "The verdict is acceptable.",
+                "acceptable",
+            ),
+        ]
+    ),
+    ("verdict_alone_is_not_a_judgement", "Verdict: perfect", None, None, REASON_JUDGE_NO_RATINGS),
     ("perfect_in_bad_prose", BAD_WITH_PERFECT_PROSE, "bad", SOURCE_VERDICT_LINE, None),
     ("derived_perfect", RATINGS_ONLY_PERFECT, "perfect", SOURCE_RATINGS, None),
     ("derived_acceptable", RATINGS_ONLY_ACCEPTABLE, "acceptable", SOURCE_RATINGS, None),
@@ -286,11 +307,11 @@ JUDGE_CASES = [
         None,
     ),
     (
-        "several_verdicts_last_wins",
-        "Verdict: perfect\nOn reflection the answer is not unique.\nVerdict: bad",
+        "several_verdicts_the_strictest_counts",
+        RATINGS_ALL_PERFECT + "\nVerdict: bad\nOn reflection it is fine.\nVerdict: perfect",
         "bad",
         SOURCE_VERDICT_LINE,
-        None,
+        REASON_JUDGE_CONTRADICTORY,
     ),
     (
         "verdict_perfect_but_solvability_bad",
@@ -314,18 +335,18 @@ JUDGE_CASES = [
         REASON_JUDGE_CONTRADICTORY,
     ),
     (
-        "partial_ratings_with_bad_cap_the_verdict",
+        "partial_ratings_with_bad_are_bad_anyway",
         "Solvability: Bad - underdetermined\nVerdict: perfect",
         "bad",
         SOURCE_RATINGS,
-        REASON_JUDGE_CONTRADICTORY,
+        REASON_JUDGE_MISSING_CRITERION,
     ),
     (
-        "partial_ratings_consistent",
+        "partial_ratings_give_no_verdict",
         "Format: Acceptable - wordy\nVerdict: acceptable",
-        "acceptable",
-        SOURCE_VERDICT_LINE,
         None,
+        None,
+        REASON_JUDGE_MISSING_CRITERION,
     ),
     ("only_perfect_exclamation", "Perfect!", None, None, REASON_JUDGE_UNPARSEABLE),
     (
@@ -342,13 +363,13 @@ JUDGE_CASES = [
         None,
         REASON_JUDGE_UNPARSEABLE,
     ),
-    ("not_perfect_verdict", "Verdict: not perfect", None, None, REASON_JUDGE_UNPARSEABLE),
+    ("not_perfect_verdict", "Verdict: not perfect", None, None, REASON_JUDGE_UNKNOWN_RATING),
     (
         "four_ratings_no_verdict",
         "\n".join(RATINGS_ONLY_PERFECT.splitlines()[:4]),
         None,
         None,
-        REASON_JUDGE_UNPARSEABLE,
+        REASON_JUDGE_MISSING_CRITERION,
     ),
     ("gibberish", "asdf qwer ;; 42 ]]>< zzz", None, None, REASON_JUDGE_UNPARSEABLE),
     (
@@ -360,7 +381,9 @@ JUDGE_CASES = [
     ),
     (
         "after_thinking",
-        "<think>Verdict: bad?</think>\nVerdict: acceptable",
+        "<think>Solvability: Bad?\nVerdict: bad?</think>\n"
+        + RATINGS_ONLY_ACCEPTABLE
+        + "\nVerdict: acceptable",
         "acceptable",
         SOURCE_VERDICT_LINE,
         None,
@@ -409,13 +432,13 @@ def test_parse_judgement(
             "Solvability: the problem is perfect as stated\nFormat: Bad - leaks the answer",
             {**dict.fromkeys(CRITERIA), "format": "bad"},
         ),
-        (
+        (  # rated twice, differently: neither rating is believed (judge_conflicting_ratings)
             "Solvability: Perfect\nSolvability: Acceptable - on second thought",
-            {**dict.fromkeys(CRITERIA), "solvability": "acceptable"},
+            dict.fromkeys(CRITERIA),
         ),
         ("Perfect!", dict.fromkeys(CRITERIA)),
     ],
-    ids=["bad_reply", "table", "prose_is_not_a_rating", "last_rating_wins", "no_ratings"],
+    ids=["bad_reply", "table", "prose_is_not_a_rating", "rated_twice_differently", "no_ratings"],
 )
 def test_parse_judgement_ratings(text: str, expected: dict[str, str | None]) -> None:
     assert parse_judgement(text).ratings == expected
@@ -722,12 +745,10 @@ def test_random_judge_replies_never_say_perfect_against_their_ratings() -> None:
     for _ in range(5000):
         text = "".join(rng.choice(FUZZ_TOKENS) for _ in range(rng.randint(0, 80)))
         parsed = parse_judgement(text)
-        assert (parsed.verdict is None) == (
-            parsed.reason in (REASON_JUDGE_UNPARSEABLE, REASON_JUDGE_EMPTY)
-        )
-        if parsed.verdict == "perfect":
-            assert "bad" not in parsed.ratings.values()
-        if all(parsed.ratings.values()) and parsed.verdict is not None:
-            derived = verdict_from_ratings(parsed.ratings)
+        assert parsed.verdict is not None or parsed.reason is not None
+        if parsed.reason in (None, REASON_JUDGE_CONTRADICTORY):
+            derived = verdict_from_ratings(parsed.ratings)  # raises unless all five are rated
             assert parsed.verdict == derived or parsed.reason == REASON_JUDGE_CONTRADICTORY
-            assert parsed.verdict != "perfect" or derived == "perfect"
+        else:  # fails closed: a verdict only where the ratings force "bad"
+            assert parsed.verdict in (None, "bad")
+        assert parsed.verdict != "perfect" or verdict_from_ratings(parsed.ratings) == "perfect"
