@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from promptcot_ray.config import LLMConfig, RayConfig, StorageConfig, _Frozen
 from promptcot_ray.prompts.solve import INSTRUCTION
@@ -32,16 +32,32 @@ class DistillConfig(_Frozen):
         0.5,
         ge=0.0,
         le=1.0,
-        description="Keep a problem only when at least this share of its valid solutions "
-        "agree with the majority answer.",
+        description="Keep a problem only when its strict-majority answer is at least this "
+        "share of ALL its samples (cut-off and malformed ones count against it).",
+    )
+    min_valid_samples: int = Field(
+        2,
+        ge=1,
+        description="Label a problem only when at least this many samples are valid "
+        "(finished, with a boxed answer): one lone answer is no vote.",
     )
     select: Literal["shortest", "random", "all"] = Field(
-        "shortest",
-        description="Which agreeing solutions become SFT rows: the shortest, one at random "
-        "(seeded by the problem id), or all of them.",
+        "random",
+        description="Which agreeing solutions become SFT rows: one at random (seeded by the "
+        "problem id, so reruns agree; the default, as not to bias toward short reasoning), "
+        "all of them, or the shortest.",
     )
     grading_timeout_s: float = Field(
         5.0, gt=0, description="Per-comparison limit when grouping answers by equivalence."
     )
     checkpoint_rows: int = Field(64, ge=1, description="Rows per result file (resume unit).")
     max_error_fraction: float = Field(0.5, ge=0.0, le=1.0, description="See synthesize.")
+
+    @model_validator(mode="after")
+    def _check_votes(self) -> DistillConfig:
+        if self.min_valid_samples > self.samples_per_problem:
+            raise ValueError(
+                f"min_valid_samples={self.min_valid_samples} exceeds samples_per_problem="
+                f"{self.samples_per_problem}: no problem could be labelled; lower it"
+            )
+        return self

@@ -147,6 +147,7 @@ def label(cfg: DistillConfig, run: RunDir, ids: pa.Array) -> Any:
             LabelProblem,
             fn_constructor_kwargs={
                 "min_confidence": cfg.min_confidence,
+                "min_valid": cfg.min_valid_samples,
                 "select": cfg.select,
                 "instruction": cfg.instruction,
                 "timeout_s": cfg.grading_timeout_s,

@@ -13,11 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from promptcot_ray import records as R
-from promptcot_ray.distill.labels import (
-    REASON_LOW_CONFIDENCE,
-    REASON_NO_VALID_SOLUTION,
-    majority_label,
-)
+from promptcot_ray.distill.labels import majority_label, rejection
 from promptcot_ray.distill.solutions import full_solution
 from promptcot_ray.prompts import solve as solve_prompt
 from promptcot_ray.resume import prefer_finished
@@ -54,24 +50,34 @@ GROUP_SCHEMA = LABEL_SCHEMA.append(pa.field("sft", pa.list_(pa.struct(list(SFT_S
 
 
 def choose(agreeing: list[dict[str, Any]], select: str, problem_id: str) -> list[dict]:
-    """The agreeing solutions that become SFT rows."""
+    """The agreeing solutions that become SFT rows.
+
+    `random` (the default) draws one, seeded by the problem id, so a rerun picks the same;
+    `shortest` would bias students toward short reasoning, which is why it is not the default.
+    """
+    ordered = sorted(agreeing, key=lambda r: r[R.ID])  # arrival order must not matter
     if select == "all":
-        return sorted(agreeing, key=lambda r: r[R.ID])
+        return ordered
     if select == "random":
-        ordered = sorted(agreeing, key=lambda r: r[R.ID])
         return [random.Random(problem_id).choice(ordered)]
-    return [min(agreeing, key=lambda r: (r["tokens_out"], r[R.ID]))]
+    return [min(ordered, key=lambda r: (r["tokens_out"], r[R.ID]))]
 
 
 class LabelProblem:
     """map_groups callable: one problem's solutions -> one GROUP_SCHEMA row."""
 
     def __init__(
-        self, min_confidence: float, select: str, instruction: str, timeout_s: float
+        self,
+        min_confidence: float,
+        select: str,
+        instruction: str,
+        timeout_s: float,
+        min_valid: int = 1,
     ) -> None:
         from promptcot_ray.evaluate.grading import GradingPool
 
         self.min_confidence, self.select, self.instruction = min_confidence, select, instruction
+        self.min_valid = min_valid
         self.pool = GradingPool(processes=1, timeout_s=timeout_s)
 
     def __call__(self, group: pa.Table) -> pa.Table:
@@ -79,12 +85,9 @@ class LabelProblem:
         rows.sort(key=lambda r: r[R.ID])
         first = rows[0]
         valid = [r for r in rows if r[R.STATUS] == R.STATUS_OK and r["answer"]]
-        result = majority_label([r["answer"] for r in valid], self.pool.grade)
-        reason = None
-        if not valid:
-            reason = REASON_NO_VALID_SOLUTION
-        elif result.confidence < self.min_confidence:
-            reason = REASON_LOW_CONFIDENCE
+        # confidence over every sample: cut-off and malformed ones count against the label
+        result = majority_label([r["answer"] for r in valid], self.pool.grade, len(rows))
+        reason = rejection(result, self.min_valid, self.min_confidence)
         label_id = R.make_id(
             STAGE_LABEL, first["problem_id"], first[R.MODEL], [r[R.ID] for r in rows]
         )

@@ -9,6 +9,7 @@ import pytest
 
 from promptcot_ray import records as R
 from promptcot_ray.config import load_config
+from promptcot_ray.distill import labels as L
 from promptcot_ray.distill.config import DistillConfig
 from promptcot_ray.evaluate.config import EvalSet, EvaluateConfig
 from promptcot_ray.ledger import read_ledger
@@ -20,6 +21,13 @@ from .helpers import REPO
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CONFIGS = REPO / "jobs" / "configs"
+REJECTED_LABEL_REASONS = (
+    L.REASON_NO_VALID_SOLUTION,
+    L.REASON_TOO_FEW_VALID,
+    L.REASON_LABEL_TIE,
+    L.REASON_NO_MAJORITY,
+    L.REASON_LOW_CONFIDENCE,
+)
 TOY = REPO / "tests" / "data" / "eval" / "toy.jsonl"
 
 
@@ -55,12 +63,15 @@ def test_distill_counts_reconcile_and_rows_carry_lineage(distilled):
     assert labels.num_rows == 6
     assert summary.labelled + sum(summary.rejected_problems.values()) == 6
     for row in labels.to_pylist():
+        assert row["samples"] == n  # confidence is counted over every sample
         if row[R.STATUS] == R.STATUS_OK:
             assert row["label"] and row["confidence"] >= cfg.min_confidence
+            agreeing = round(row["confidence"] * n)
+            assert agreeing * 2 > row["valid_solutions"] >= cfg.min_valid_samples  # strict
         else:
-            assert row[R.REASON] in ("no_valid_solution", "low_confidence")
+            assert row[R.REASON] in REJECTED_LABEL_REASONS
     sft = run.read_table("distill/sft")
-    assert sft.num_rows == summary.labelled == summary.sft_rows  # select: shortest
+    assert sft.num_rows == summary.labelled == summary.sft_rows  # select: random, one each
     valid_ids = {r[R.ID] for r in solutions.to_pylist() if r[R.STATUS] == R.STATUS_OK}
     for row in sft.to_pylist():
         assert row["solution_id"] in valid_ids
