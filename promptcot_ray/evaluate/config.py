@@ -81,11 +81,20 @@ class EvaluateConfig(_Frozen):
     grading_timeout_s: float = Field(5.0, gt=0, description="Hard limit per answer comparison.")
     difficulty: bool = Field(
         False,
-        description="Also report the method's two difficulty measures per set: the model's "
-        "solve rate and the mean reasoning tokens of `reasoner` (default: the model).",
+        description="Also report the method's two difficulty measures per set: the solve "
+        "rate of `solver` (default: the model) and the mean reasoning tokens (inside the "
+        "think block only) of `reasoner` (default: the model).",
     )
+    solver: LLMConfig | None = Field(
+        None,
+        description="A fixed strong model whose solve rate measures difficulty, so sets stay "
+        "comparable across students (the paper: Qwen2.5-Math-72B-Instruct). None: the model.",
+    )
+    solver_runs: int = Field(1, ge=1, description="Runs per item for the solver.")
     reasoner: LLMConfig | None = Field(
-        None, description="Reasoning model whose mean reasoning tokens measure difficulty."
+        None,
+        description="Reasoning model whose mean reasoning tokens (inside <think>...</think>, "
+        "not the answer after it) measure difficulty (the paper: DeepSeek-R1-Distill-Qwen-7B).",
     )
     reasoner_runs: int = Field(1, ge=1, description="Runs per item for the reasoner.")
     checkpoint_rows: int = Field(64, ge=1, description="Rows per result file (resume unit).")
@@ -96,6 +105,7 @@ class EvaluateConfig(_Frozen):
         names = [b.name for b in self.benchmarks]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"benchmarks: give at least one, with unique names; got {names}")
-        if self.reasoner is not None and not self.difficulty:
-            raise ValueError("reasoner is only used with difficulty: true")
+        for name in ("reasoner", "solver"):
+            if getattr(self, name) is not None and not self.difficulty:
+                raise ValueError(f"{name} is only used with difficulty: true; set difficulty")
         return self

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -159,14 +158,6 @@ def grade(cfg: EvaluateConfig, run: RunDir, generations: str, samples: str) -> N
     graded.write_datasink(IdKeyedParquetSink(run, samples, SAMPLE_SCHEMA, R.ID))
 
 
-def _mean_tokens(rows: pa.Table) -> dict[str, float]:
-    by_set: dict[str, list[int]] = {}
-    for r in rows.to_pylist():
-        if r[R.STATUS] != R.STATUS_ERROR:
-            by_set.setdefault(r["benchmark"], []).append(int(r["tokens_out"] or 0))
-    return {k: statistics.fmean(v) for k, v in by_set.items() if v}
-
-
 def run(cfg: EvaluateConfig) -> EvaluateSummary:
     """Run (or resume) an evaluation; Ray must be connected."""
     started = time.time()
@@ -193,23 +184,10 @@ def run(cfg: EvaluateConfig) -> EvaluateSummary:
     benchmarks = summarize(rows)
 
     difficulty = None
-    if cfg.difficulty:
-        tokens = {k: v["mean_reasoning_tokens"] for k, v in benchmarks.items()}
-        if cfg.reasoner is not None:
-            reasoned = generate(
-                cfg,
-                cfg.reasoner,
-                items,
-                cfg.reasoner_runs,
-                STAGE_REASONER,
-                run_dir,
-                f"{base}/reasoner",
-            )
-            tokens = _mean_tokens(reasoned)
-        difficulty = {
-            k: {"solve_rate": v["accuracy_mean"], "mean_reasoning_tokens": tokens.get(k, 0.0)}
-            for k, v in benchmarks.items()
-        }
+    if cfg.difficulty:  # solver's solve rate, reasoner's think-block tokens (difficulty.py)
+        from promptcot_ray.evaluate.difficulty import measure
+
+        difficulty = measure(cfg, run_dir, items, base, benchmarks)
     seconds = time.time() - started
     summary = EvaluateSummary(
         run_dir=run_dir.uri,

@@ -125,3 +125,6 @@ def test_evaluate_benchmarks_and_difficulty_of_the_distilled_set(distilled, form
     assert set(summary.difficulty) == set(summary.benchmarks)
     for name, d in summary.difficulty.items():
         assert d["solve_rate"] == summary.benchmarks[name]["accuracy_mean"]
+        assert (d["solver"], d["reasoner"]) == (cfg.model.model, cfg.model.model)
+        # inside the think block only: fewer than all the tokens the model wrote
+        assert 0 < d["mean_reasoning_tokens"] < summary.benchmarks[name]["mean_reasoning_tokens"]
