@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from promptcot_ray.records import LEVELS
 
@@ -122,6 +130,14 @@ class LLMConfig(_Frozen):
         "(the key itself never goes into a config file).",
     )
     concurrent_requests: int = Field(8, ge=1, description="'openai' engine: requests in flight.")
+    # Where a `run:` model was found in this run directory (model_paths.with_run_models).
+    # Private: never dumped, so ids, lineage and config hashes keep the name as written.
+    _source: str | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> str:
+        """What the engine loads: the resolved location of a `run:` model, else `model`."""
+        return self._source or self.model
 
     @model_validator(mode="after")
     def _check_engine(self) -> LLMConfig:
@@ -555,8 +571,25 @@ def config_to_yaml(cfg: BaseModel) -> str:
     return yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False)
 
 
+def outcome_settings(value: Any) -> Any:
+    """A config without where it runs (storage, ray) or how fast (LLM scaling fields): what
+    decides its outputs, so a run directory copied elsewhere or resumed on another cluster
+    keeps its hashes."""
+    if isinstance(value, LLMConfig):
+        return value.output_settings()
+    if isinstance(value, BaseModel):
+        return {
+            name: outcome_settings(getattr(value, name))
+            for name in type(value).model_fields
+            if not isinstance(getattr(value, name), StorageConfig | RayConfig)
+        }
+    if isinstance(value, tuple | list):
+        return [outcome_settings(v) for v in value]
+    return value
+
+
 def config_hash(cfg: BaseModel) -> str:
-    """Stable hash of a resolved config, written into completion markers."""
+    """Stable hash of a config's outcome settings, written into completion markers."""
     from promptcot_ray.records import make_id
 
-    return make_id("config", json.loads(cfg.model_dump_json()))
+    return make_id("config", json.loads(json.dumps(outcome_settings(cfg), default=str)))

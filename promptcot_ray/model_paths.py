@@ -2,7 +2,8 @@
 
 `run:` makes a model an earlier train job exported usable by any job of the same run
 without spelling out the run directory again; it resolves to a local path or an s3:// URI
-(ray.data.llm downloads s3:// model sources on each node itself).
+(ray.data.llm downloads s3:// model sources on each node itself). The resolved location is
+only what the engine loads (`LLMConfig.source`); rows keep the name as written.
 """
 
 from __future__ import annotations
@@ -46,10 +47,18 @@ def resolve_model(model: str, run: RunDir) -> str:
 
 
 def with_run_models(cfg: Any, run: RunDir) -> Any:
-    """A copy of a job config with every LLMConfig's `run:` model resolved."""
+    """A copy of a job config whose every LLMConfig knows where its model is (`source`).
+
+    `model` stays as written (`run:models/x/final`): ids, lineage and config hashes are made
+    from it, so a run directory copied elsewhere keeps its ids; only the engine loads
+    `source`, the resolved path or URI."""
     if isinstance(cfg, LLMConfig):
         resolved = resolve_model(cfg.model, run)
-        return cfg if resolved == cfg.model else cfg.model_copy(update={"model": resolved})
+        if resolved == cfg.source:
+            return cfg
+        located = cfg.model_copy()
+        located._source = resolved
+        return located
     if isinstance(cfg, BaseModel):
         updates = {}
         for name in type(cfg).model_fields:

@@ -104,7 +104,7 @@ def build_processor(
     helper_stage = {"num_cpus": HELPER_STAGE_CPUS}
     bundle = {"CPU": 1} if cfg.device == "cpu" else {"GPU": 1, "CPU": 1}
     config = vLLMEngineProcessorConfig(
-        model_source=cfg.model,
+        model_source=cfg.source,
         engine_kwargs=_vllm_engine_kwargs(cfg),
         runtime_env={"env_vars": engine_env(cfg)},
         batch_size=cfg.batch_size,
@@ -181,7 +181,7 @@ def _build_http_processor(
     helper_stage = {"num_cpus": HELPER_STAGE_CPUS}
     return ray_build_processor(
         config,
-        preprocess=_ToChatPayload(cfg.model, preprocess),
+        preprocess=_ToChatPayload(cfg.source, preprocess),
         postprocess=_FromChatResponse(postprocess),
         preprocess_map_kwargs=helper_stage,
         postprocess_map_kwargs=helper_stage,

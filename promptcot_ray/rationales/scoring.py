@@ -86,7 +86,7 @@ class BuildScoreRequest:
     """Preprocess: a candidate rationale -> its scoring request (prompt logprobs only)."""
 
     def __init__(self, scorer: LLMConfig, prompt_format: str = "chat") -> None:
-        self.model = scorer.model
+        self.model = scorer.source  # the resolved location of a run: model
         self.prompt_format = prompt_format
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:

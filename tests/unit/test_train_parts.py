@@ -232,9 +232,11 @@ def test_run_models_resolve_inside_job_configs(tmp_path):
         ],
     )
     resolved = with_run_models(cfg, run)
-    assert resolved.generator.model == str(tmp_path / "models/gen/final")
-    assert resolved.judges[0].llm.model == "/judge"
-    assert with_run_models(LLMConfig(model="/x"), run).model == "/x"
+    # the engine loads the resolved folder; ids and lineage keep the name as written
+    assert resolved.generator.source == str(tmp_path / "models/gen/final")
+    assert resolved.generator.model == "run:models/gen/final"
+    assert resolved.judges[0].llm.source == resolved.judges[0].llm.model == "/judge"
+    assert with_run_models(LLMConfig(model="/x"), run).source == "/x"
     with pytest.raises(ConfigError, match="train it first"):
         resolve_model("run:models/other/final", run)
 
