@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from promptcot_ray import benchmarks
 from promptcot_ray.records import LEVELS
 
 
@@ -432,19 +433,8 @@ class BenchmarkSource(_Frozen):
         return self
 
 
-DEFAULT_BENCHMARKS = (
-    BenchmarkSource(name="math500", hf_dataset="HuggingFaceH4/MATH-500", hf_split="test"),
-    BenchmarkSource(name="aime2024", hf_dataset="HuggingFaceH4/aime_2024", hf_split="train"),
-    BenchmarkSource(name="aime2025", hf_dataset="yentinglin/aime_2025", hf_split="train"),
-    BenchmarkSource(
-        name="gsm8k",
-        hf_dataset="openai/gsm8k",
-        hf_config="main",
-        hf_split="test",
-        problem_column="question",
-        id_column=None,
-    ),
-)
+# The same table as the evaluate job's default sets (benchmarks.py): ids agree.
+DEFAULT_BENCHMARKS = tuple(BenchmarkSource(**b.source_fields()) for b in benchmarks.DEFAULTS)
 
 
 class QualityGates(_Frozen):

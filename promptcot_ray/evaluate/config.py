@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from promptcot_ray import benchmarks
 from promptcot_ray.config import LLMConfig, RayConfig, StorageConfig, _Frozen
 from promptcot_ray.prompts.solve import INSTRUCTION
 
@@ -41,19 +42,8 @@ class EvalSet(_Frozen):
         return self
 
 
-DEFAULT_EVAL_SETS = (
-    EvalSet(
-        name="gsm8k",
-        hf_dataset="openai/gsm8k",
-        hf_config="main",
-        problem_column="question",
-        id_column=None,
-        compare="numeric",
-    ),
-    EvalSet(name="math500", hf_dataset="HuggingFaceH4/MATH-500", id_column="unique_id"),
-    EvalSet(name="aime2024", hf_dataset="HuggingFaceH4/aime_2024", hf_split="train"),
-    EvalSet(name="aime2025", hf_dataset="yentinglin/aime_2025", hf_split="train"),
-)
+# The same table as the quality gates' default benchmarks (benchmarks.py): ids agree.
+DEFAULT_EVAL_SETS = tuple(EvalSet(**b.eval_fields()) for b in benchmarks.DEFAULTS)
 
 
 class EvaluateConfig(_Frozen):
@@ -73,7 +63,7 @@ class EvaluateConfig(_Frozen):
     )
     benchmarks: tuple[EvalSet, ...] = Field(
         DEFAULT_EVAL_SETS,
-        description="Problem sets. Default: GSM8K, MATH-500, AIME 2024, AIME 2025 from "
+        description="Problem sets. Default: MATH-500, AIME 2024, AIME 2025, GSM8K from "
         "Hugging Face (needs network or a warm cache; local files work offline).",
     )
     runs: int = Field(8, ge=1, description="Runs per item, each with its own sampling seed.")

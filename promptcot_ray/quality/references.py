@@ -47,6 +47,12 @@ def load_benchmark(src: BenchmarkSource, storage: StorageConfig) -> list[Referen
             f"benchmarks[{src.name}]", src.hf_dataset, src.hf_config, src.hf_split
         ).to_pylist()
     )
+    if src.id_column and rows and src.id_column not in rows[0]:
+        logger.warning(
+            "benchmark %s has no %r column: contaminated items are reported by row number",
+            src.name,
+            src.id_column,
+        )
     refs = []
     for i, row in enumerate(rows):
         if src.problem_column not in row:
@@ -55,7 +61,8 @@ def load_benchmark(src: BenchmarkSource, storage: StorageConfig) -> list[Referen
                 f"(columns: {sorted(row)}); set problem_column"
             )
         item = row.get(src.id_column) if src.id_column else None
-        refs.append(Reference(benchmark_source(src.name), str(item or i), row[src.problem_column]))
+        item_id = str(i if item is None else item)  # an id of 0 is still an id
+        refs.append(Reference(benchmark_source(src.name), item_id, row[src.problem_column]))
     logger.info("benchmark %s: %d items", src.name, len(refs))
     return refs
 
