@@ -103,7 +103,12 @@ def pipeline(
         str | None, typer.Option("--only", help="Run just this stage, even if complete.")
     ] = None,
     list_stages: Annotated[
-        bool, typer.Option("--list", help="Print the stages with their state, run nothing.")
+        bool,
+        typer.Option(
+            "--list",
+            help="Print each stage's state, run nothing: complete, or to do and why "
+            "(not complete, config changed, an earlier stage re-runs).",
+        ),
     ] = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -112,11 +117,12 @@ def pipeline(
     concepts -> rationales -> train generator -> synthesize -> (train the generator on the
     round's accepted problems -> synthesize) x (rounds - 1) -> quality -> distill -> train
     student -> evaluate -> report. Every stage's config is checked before the first starts.
-    A stage whose outputs are complete is skipped, so re-running the same command after any
-    failure resumes at the first unfinished stage (and inside it, where the job left off).
+    A stage whose outputs are complete for its config now is skipped, so re-running the same
+    command after any failure resumes at the first unfinished stage (and inside it, where the
+    job left off); an edited stage config re-runs that stage and every later one.
     """
     from promptcot_ray.pipeline.config import PipelineConfig
-    from promptcot_ray.pipeline.job import PipelineError, plan
+    from promptcot_ray.pipeline.job import PipelineError, listing, plan
     from promptcot_ray.pipeline.job import run as run_pipeline
     from promptcot_ray.ray_runtime import connected
     from promptcot_ray.storage import RunDir, StorageError
@@ -127,11 +133,10 @@ def pipeline(
         cfg = load_config(PipelineConfig, config, set_ or [])
         if list_stages:
             run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
-            stages = plan(cfg)
+            plan(cfg)  # every stage's config checked before the run directory is touched
             run_dir.preflight()  # a wrong endpoint or bucket: a clear error, not a traceback
-            for stage in stages:
-                state = "complete" if stage.done(run_dir) else "to do"
-                typer.echo(f"{stage.name:<32} {state}")
+            for line in listing(cfg, run_dir):  # `complete`, or `to do (why)`
+                typer.echo(line)
             return
         with connected(cfg.ray):
             summary = run_pipeline(cfg, from_stage, only)

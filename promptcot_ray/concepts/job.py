@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
+from promptcot_ray import stage_marker
 from promptcot_ray.concepts.extract import (
     EXTRACTED_SCHEMA,
     BuildConceptRequest,
@@ -151,6 +152,7 @@ def run(cfg: ConceptsConfig) -> ConceptsSummary:
     started = time.time()
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
+    stage_marker.begin(run_dir, POOL_DIR)  # the pool is rebuilt below
     cfg = with_run_models(cfg, run_dir)  # `run:models/<name>/final` -> its location
     from promptcot_ray.config import config_to_yaml
 
@@ -211,6 +213,10 @@ def run(cfg: ConceptsConfig) -> ConceptsSummary:
             f"{cfg.min_concepts} concepts; see {run_dir.uri_of(EXTRACTED_DIR)} (reason column)"
         )
     write_pool(run_dir, pool)
+    # write_pool's marker names the pool; the stage's commit adds the config hash, last
+    pool_info = stage_marker.read(run_dir, POOL_DIR) or {}
+    counts = {"seeds": seeds.num_rows, "extracted_ok": ok.num_rows, "concepts": len(pool.concepts)}
+    stage_marker.commit(run_dir, POOL_DIR, config_hash(cfg), counts, **pool_info)
     logger.info(
         "pool %s: %d concepts -> %s",
         pool.version,

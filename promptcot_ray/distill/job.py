@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
+from promptcot_ray import stage_marker
 from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
-from promptcot_ray.config import ConfigError, config_to_yaml
+from promptcot_ray.config import ConfigError, config_hash, config_to_yaml
 from promptcot_ray.distill.config import DistillConfig
 from promptcot_ray.distill.labeling import LABEL_SCHEMA, SFT_SCHEMA, LabelProblem
 from promptcot_ray.ledger import StageRecord, append_records
@@ -46,6 +47,7 @@ STAGE_SOLVE = "distill_solve"
 SOLUTIONS_DIR = "distill/solutions"
 LABELS_DIR = "distill/labels"
 SFT_DIR = "distill/sft"
+STAGE_DIR = "distill"  # the stage's marker: distill/_SUCCESS.json, over labels/ and sft/
 
 
 class NoProblems(RuntimeError):
@@ -179,6 +181,7 @@ def run(cfg: DistillConfig) -> DistillSummary:
     started = time.time()
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
+    stage_marker.begin(run_dir, STAGE_DIR)  # labels/ and sft/ are rewritten below
     cfg = with_run_models(cfg, run_dir)
     run_dir.write_text("distill/config.yaml", config_to_yaml(cfg))
     problems = load_problems(cfg, run_dir)
@@ -195,7 +198,6 @@ def run(cfg: DistillConfig) -> DistillSummary:
     check_error_fraction(pa.Table.from_pylist(rows), cfg.max_error_fraction, "teacher")
     groups = label(cfg, run_dir, ids)
     label_table, sft_table = _write_outputs(run_dir, groups)
-    run_dir.mark_complete("distill", {"problems": problems.num_rows, "samples": total})
 
     solution_reasons = Counter(r[R.REASON] for r in rows if r[R.STATUS] != R.STATUS_OK)
     problem_reasons = Counter(x for x in label_table.column(R.REASON).to_pylist() if x is not None)
@@ -236,6 +238,8 @@ def run(cfg: DistillConfig) -> DistillSummary:
             ),
         ],
     )
+    counts = {"problems": problems.num_rows, "samples": total, "sft_rows": sft_table.num_rows}
+    stage_marker.commit(run_dir, STAGE_DIR, config_hash(cfg), counts)  # last: the commit
     return DistillSummary(
         run_dir=run_dir.uri,
         problems=problems.num_rows,

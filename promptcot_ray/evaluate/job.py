@@ -1,8 +1,9 @@
 """The evaluate job: n seeded runs of a model over problem sets, graded with math-verify.
 
 Writes eval/<name>/generations (resumable), eval/<name>/samples (one graded row per item and
-run) and eval/<name>/summary.json; with `difficulty: true` also the method's two difficulty
-measures per set (the model's solve rate, a reasoning model's mean reasoning tokens).
+run), eval/<name>/summary.json and, last, eval/<name>/_SUCCESS.json (the stage's marker);
+with `difficulty: true` also the method's two difficulty measures per set (the model's solve
+rate, a reasoning model's mean reasoning tokens).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 import pyarrow as pa
 
 from promptcot_ray import records as R
+from promptcot_ray import stage_marker
 from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
-from promptcot_ray.config import LLMConfig, config_to_yaml
+from promptcot_ray.config import LLMConfig, config_hash, config_to_yaml
 from promptcot_ray.evaluate.config import EvaluateConfig
 from promptcot_ray.evaluate.sets import load_set
 from promptcot_ray.evaluate.summary import summarize
@@ -166,6 +168,7 @@ def run(cfg: EvaluateConfig) -> EvaluateSummary:
     cfg = with_run_models(cfg, run_dir)
     name = eval_name(cfg)
     base = f"eval/{name}"
+    stage_marker.begin(run_dir, base)  # samples/ and summary.json are rewritten below
     run_dir.write_text(f"{base}/config.yaml", config_to_yaml(cfg))
     sets = [load_set(spec, cfg.storage, run_dir) for spec in cfg.benchmarks]
     for spec, table in zip(cfg.benchmarks, sets, strict=True):
@@ -227,4 +230,6 @@ def run(cfg: EvaluateConfig) -> EvaluateSummary:
             )
         ],
     )
+    counts = {"samples": len(rows), "benchmarks": len(benchmarks)}
+    stage_marker.commit(run_dir, base, config_hash(cfg), counts)  # last: the commit
     return summary

@@ -82,3 +82,8 @@ class PipelineConfig(_Frozen):
         description="Optional MLflow sink, synced after every stage: ledger metrics, the "
         "accept rate per round, loss curves, this config as parameters.",
     )
+    rehearse: bool = Field(
+        False,
+        description="Rehearse every stage (--rehearse): engines replaced by the instant "
+        "stand-in, training by a few steps of the tiny model, the rest run for real.",
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from promptcot_ray import records as R
+from promptcot_ray import stage_marker
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.rationales.job import DATA_DIR as RATIONALES_DIR
 from promptcot_ray.rationales.stages import generator_prompt_json
@@ -23,6 +24,15 @@ SCHEMA = pa.schema(
     [*R.LINEAGE_FIELDS, ("prompt", pa.string()), ("completion", pa.string())]
     + [("source", pa.string()), ("round", pa.int64())]
 )
+
+
+class NoGeneratorData(RuntimeError):
+    """The previous round accepted nothing and the rationale rows are not added."""
+
+
+def settings_hash(round_index: int, with_rationales: bool) -> str:
+    """The config hash of this step's marker: what decides its rows."""
+    return make_id("generator-data", round_index, with_rationales)
 
 
 def data_dir(round_index: int) -> str:
@@ -67,16 +77,17 @@ def build(run: RunDir, round_index: int, with_rationales: bool) -> dict[str, int
     accepted = accepted_rows(run, round_index - 1)
     rationales = rationale_rows(run) if with_rationales else []
     if not accepted and not rationales:
-        raise ValueError(
+        raise NoGeneratorData(
             f"round {round_index - 1} accepted no problem and retrain_with_rationales is off: "
             f"there is nothing to train round {round_index}'s generator on"
         )
     rows = sorted(accepted + rationales, key=lambda r: r[R.ID])  # stable file contents
     target = data_dir(round_index)
+    stage_marker.begin(run, target)
     run.delete_dir(target)  # a partial earlier attempt (no marker) is rewritten whole
     for start in range(0, len(rows), ROWS_PER_FILE):
         chunk = pa.Table.from_pylist(rows[start : start + ROWS_PER_FILE], schema=SCHEMA)
         run.write_table(f"{target}/part-{start // ROWS_PER_FILE:05d}.parquet", chunk)
     counts = {"accepted": len(accepted), "rationales": len(rationales)}
-    run.mark_complete(target, counts)
+    stage_marker.commit(run, target, settings_hash(round_index, with_rationales), counts)
     return counts

@@ -1,6 +1,7 @@
 """Run the pipeline: each stage in order in one run directory and one Ray, skipping stages
-whose outputs are complete, so a re-run after any failure resumes at the first unfinished
-stage. Each job keeps its own resume logic, so a stage cut off half-way resumes inside too.
+whose outputs are complete for their config now, so a re-run after any failure resumes at
+the first unfinished stage, and an edited stage config re-runs that stage and every later
+one. Each job keeps its own resume logic, so a stage cut off half-way resumes inside too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from promptcot_ray.job_configs import JOB_MODULES
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.pipeline import generator_data
 from promptcot_ray.pipeline.config import PipelineConfig
-from promptcot_ray.pipeline.stages import Stage, build_stages, select
+from promptcot_ray.pipeline.stages import (
+    Stage,
+    build_stages,
+    invalidate,
+    must_start_over,
+    pending,
+    select,
+)
+from promptcot_ray.rehearsal import check_run_mode
 from promptcot_ray.storage import RunDir, StorageError
 from promptcot_ray.tracking.mlflow_sink import sync as track
 
@@ -40,7 +49,7 @@ class PipelineError(RuntimeError):
 @dataclass
 class StageOutcome:
     name: str
-    status: str  # "ran" | "skipped (complete)"
+    status: str  # "ran (<why>)" | "skipped (complete)"
     seconds: float = 0.0
 
 
@@ -55,10 +64,15 @@ class PipelineSummary:
 
 def plan(cfg: PipelineConfig, start: str | None = None, only: str | None = None) -> list[Stage]:
     """Resolve every stage's config (fails fast on any bad setting), then pick the selection."""
-    try:
-        return select(build_stages(cfg), start, only)
-    except ValueError as exc:  # unknown stage names
-        raise ConfigError(str(exc)) from None
+    return select(build_stages(cfg), start, only)
+
+
+def listing(cfg: PipelineConfig, run_dir: RunDir) -> list[str]:
+    """`--list`: one line per stage, `complete` or `to do (why)`."""
+    return [
+        f"{stage.name:<32} {'complete' if why is None else f'to do ({why})'}"
+        for stage, why in pending(plan(cfg), run_dir)
+    ]
 
 
 def run(cfg: PipelineConfig, start: str | None = None, only: str | None = None) -> PipelineSummary:
@@ -67,19 +81,24 @@ def run(cfg: PipelineConfig, start: str | None = None, only: str | None = None) 
     stages = plan(cfg, start, only)
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
+    check_run_mode(run_dir, "rehearsal" if cfg.rehearse else "real")  # never mix the two
     run_dir.write_text("pipeline/config.yaml", config_to_yaml(cfg))
     summary = PipelineSummary(run_dir.uri)
     started = time.perf_counter()
-    forced = {s.name for s in stages} if (start or only) else set()
-    for index, stage in enumerate(stages, 1):
-        if stage.name not in forced and stage.done(run_dir):
+    forced = frozenset(s.name for s in stages) if (start or only) else frozenset()
+    todo = pending(stages, run_dir, forced)
+    for stage, why in todo:  # every stale marker goes before anything runs
+        if must_start_over(why):
+            invalidate(run_dir, stage)
+    for index, (stage, why) in enumerate(todo, 1):
+        if why is None:
             logger.info("[%d/%d] %s: complete, skipped", index, len(stages), stage.name)
             summary.stages.append(StageOutcome(stage.name, "skipped (complete)"))
             continue
-        logger.info("[%d/%d] %s: running", index, len(stages), stage.name)
+        logger.info("[%d/%d] %s: running (%s)", index, len(stages), stage.name, why)
         t0 = time.perf_counter()
         result = _run_stage(cfg, stage, run_dir)
-        summary.stages.append(StageOutcome(stage.name, "ran", time.perf_counter() - t0))
+        summary.stages.append(StageOutcome(stage.name, f"ran ({why})", time.perf_counter() - t0))
         track(cfg.tracking, run_dir, cfg)  # MLflow, when tracking.mlflow_uri is set
         if stage.job == "report":
             summary.report = result
@@ -91,15 +110,19 @@ def run(cfg: PipelineConfig, start: str | None = None, only: str | None = None) 
 
 def _run_stage(cfg: PipelineConfig, stage: Stage, run_dir: RunDir) -> Any:
     if stage.job == "generator-data":
-        counts = generator_data.build(run_dir, stage.round, cfg.retrain_with_rationales)
+        try:
+            counts = generator_data.build(run_dir, stage.round, cfg.retrain_with_rationales)
+        except generator_data.NoGeneratorData as exc:
+            raise PipelineError(f"stage {stage.name} failed: {exc}") from exc
         logger.info("round %d generator data: %s", stage.round, counts)
         return counts
     if stage.job == "report":
         from promptcot_ray.report.job import build_report
 
-        return build_report(run_dir.uri)
+        return build_report(run_dir.uri, cfg.storage)  # the YAML's endpoint and region too
     module = importlib.import_module(JOB_MODULES[stage.job])
-    expected = (ConfigError, StorageError, ValueError, *getattr(module, "EXPECTED_ERRORS", ()))
+    # the jobs' typed failures only: any other exception is a bug and keeps its traceback
+    expected = (ConfigError, StorageError, *getattr(module, "EXPECTED_ERRORS", ()))
     try:
         result = module.run(stage.config)
     except expected as exc:

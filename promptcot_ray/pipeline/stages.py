@@ -1,15 +1,19 @@
 """The pipeline's stages in order, each with its validated job config and its done-check.
 
 Everything is resolved before the first stage runs, so a bad setting in the last stage
-fails in seconds, not after hours of synthesis.
+fails in seconds, not after hours of synthesis. A stage is done only when its marker exists
+and holds the hash of the config it would run with now (`stage_marker.why_not_done`); once
+one stage runs, every later one runs too, because its inputs change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import posixpath
+from dataclasses import dataclass, replace
 from typing import Any
 
+from promptcot_ray import stage_marker
+from promptcot_ray.config import ConfigError, config_hash
 from promptcot_ray.model_paths import export_dir
 from promptcot_ray.pipeline import generator_data
 from promptcot_ray.pipeline.config import PipelineConfig
@@ -17,6 +21,11 @@ from promptcot_ray.quality.outputs import KEPT_DIR
 from promptcot_ray.storage import RunDir
 
 REPORT_INDEX = "report/index.html"
+ALWAYS = "always rebuilt"
+FORCED = "forced by --from/--only"
+# Reasons a stage's old outputs are stale, not merely unfinished: it starts over.
+STALE = (stage_marker.CONFIG_CHANGED, stage_marker.NO_HASH, stage_marker.UNREADABLE)
+UPSTREAM = " re-runs"  # "<earlier stage> re-runs": this stage's inputs change
 
 
 @dataclass(frozen=True)
@@ -24,8 +33,16 @@ class Stage:
     name: str  # what --from / --only take
     job: str  # a job of promptcot_ray.job_configs, or "generator-data" / "report"
     config: Any  # the job's validated config (None for the pipeline's own steps)
-    done: Callable[[RunDir], bool]
+    marker: str | None  # the folder whose _SUCCESS.json completes it; None: always runs
+    config_hash: str | None  # what that marker must hold for the stage to be skipped
     round: int | None = None
+    resets: tuple[str, ...] = ()  # also deleted when the stage starts over (checkpoints)
+
+    def why_not_done(self, run: RunDir) -> str | None:
+        """None when the stage is complete for its config now; else why it must run."""
+        if self.marker is None or self.config_hash is None:
+            return ALWAYS
+        return stage_marker.why_not_done(run, self.marker, self.config_hash)
 
 
 def _model(name: str) -> str:
@@ -43,33 +60,31 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
         "ray": cfg.ray.model_dump(mode="json"),
     }
 
-    def complete(rel: str) -> Callable[[RunDir], bool]:
-        return lambda run: run.is_complete(rel)
+    def job(name: str, kind: str, config: Any, marker: str, k: int | None = None) -> Stage:
+        if cfg.rehearse:  # every engine a stand-in, every training the tiny model
+            from promptcot_ray.rehearsal import rehearsed
+
+            config = rehearsed(config)
+        return Stage(name, kind, config, marker, config_hash(config), round=k)
 
     def train(spec_name: str, name: str, extra: dict[str, Any], round_index: int | None) -> Stage:
-        spec = getattr(cfg, spec_name)
-        config = spec.load("train", {**shared, "name": name, **extra})
-        return Stage(
-            f"train-{name}", "train", config, complete(export_dir(name)), round=round_index
-        )
+        config = getattr(cfg, spec_name).load("train", {**shared, "name": name, **extra})
+        # checkpoints: train.job.CHECKPOINTS; stale ones must not be resumed from
+        resets = (posixpath.join("models", name, "checkpoints"),)
+        stage = job(f"train-{name}", "train", config, export_dir(name), round_index)
+        return replace(stage, resets=resets)
 
     stages = [
-        Stage(
-            "concepts", "concepts", cfg.concepts.load("concepts", shared), complete("concepts/pool")
-        ),
-        Stage(
-            "rationales",
-            "rationales",
-            cfg.rationales.load("rationales", shared),
-            complete("rationales"),
-        ),
+        job("concepts", "concepts", cfg.concepts.load("concepts", shared), "concepts/pool"),
+        job("rationales", "rationales", cfg.rationales.load("rationales", shared), "rationales"),
         train("train_generator", generator_name(cfg, 0), {"data.source": "rationales/data"}, 0),
     ]
     base_seed = cfg.synthesize.load("synthesize", shared).combinations.seed
     for k in range(cfg.rounds):
         if k > 0:
             data = generator_data.data_dir(k)
-            stages.append(Stage(f"generator-data-{k}", "generator-data", None, complete(data), k))
+            key = generator_data.settings_hash(k, cfg.retrain_with_rationales)
+            stages.append(Stage(f"generator-data-{k}", "generator-data", None, data, key, k))
             extra = {"base_model": _model(generator_name(cfg, k - 1)), "data.source": data}
             stages.append(train("train_generator", generator_name(cfg, k), extra, k))
         forced = {
@@ -80,28 +95,52 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
             "combinations.seed": base_seed + k,  # each round explores new combinations
         }
         config = cfg.synthesize.load("synthesize", forced)
-        stages.append(
-            Stage(f"synthesize-{k}", "synthesize", config, complete(f"synthesis/round-{k}"), k)
-        )
-    stages.append(
-        Stage("quality", "quality", cfg.quality.load("quality", shared), complete(KEPT_DIR))
-    )
-    stages.append(
-        Stage("distill", "distill", cfg.distill.load("distill", shared), complete("distill"))
-    )
+        stages.append(job(f"synthesize-{k}", "synthesize", config, f"synthesis/round-{k}", k))
+    stages.append(job("quality", "quality", cfg.quality.load("quality", shared), KEPT_DIR))
+    stages.append(job("distill", "distill", cfg.distill.load("distill", shared), "distill"))
     stages.append(train("train_student", cfg.student_name, {"data.source": "distill/sft"}, None))
     evaluate = cfg.evaluate.load("evaluate", {**shared, "model.model": _model(cfg.student_name)})
-    stages.append(Stage("evaluate", "evaluate", evaluate, _evaluated(evaluate)))
+    stages.append(job("evaluate", "evaluate", evaluate, _eval_dir(evaluate)))
     if cfg.report:
-        stages.append(Stage("report", "report", None, lambda run: False))  # cheap: always fresh
+        stages.append(Stage("report", "report", None, None, None))  # cheap: always fresh
     return stages
 
 
-def _evaluated(config: Any) -> Callable[[RunDir], bool]:
+def _eval_dir(config: Any) -> str:
     from promptcot_ray.evaluate.job import eval_name
 
-    summary = f"eval/{eval_name(config)}/summary.json"
-    return lambda run: run.exists(summary)
+    return f"eval/{eval_name(config)}"
+
+
+def pending(
+    stages: list[Stage], run: RunDir, forced: frozenset[str] = frozenset()
+) -> list[tuple[Stage, str | None]]:
+    """Each stage with why it runs (None: complete, skipped). After the first stage that
+    runs, every later one runs too: its inputs are about to change."""
+    out: list[tuple[Stage, str | None]] = []
+    first: str | None = None
+    for stage in stages:
+        why = FORCED if stage.name in forced else stage.why_not_done(run)
+        if why is None and first is not None:
+            why = first + UPSTREAM
+        if why is not None and first is None and stage.marker is not None:
+            first = stage.name
+        out.append((stage, why))
+    return out
+
+
+def invalidate(run: RunDir, stage: Stage) -> None:
+    """Delete a stale stage's marker (and resets) before anything runs: a run killed later
+    then still sees it as not done, and its job starts over instead of skipping itself."""
+    if stage.marker is not None:
+        stage_marker.begin(run, stage.marker)
+    for rel in stage.resets:
+        run.delete_dir(rel)
+
+
+def must_start_over(why: str | None) -> bool:
+    """Stale outputs (config changed, or an upstream stage re-runs), not unfinished ones."""
+    return why is not None and (why in STALE or why.endswith(UPSTREAM))
 
 
 def select(stages: list[Stage], start: str | None, only: str | None) -> list[Stage]:
@@ -109,7 +148,7 @@ def select(stages: list[Stage], start: str | None, only: str | None) -> list[Sta
     names = [s.name for s in stages]
     for flag, name in (("--from", start), ("--only", only)):
         if name is not None and name not in names:
-            raise ValueError(f"{flag} {name!r}: no such stage; the stages are {', '.join(names)}")
+            raise ConfigError(f"{flag} {name!r}: no such stage; the stages are {', '.join(names)}")
     if only is not None:
         return [s for s in stages if s.name == only]
     if start is not None:

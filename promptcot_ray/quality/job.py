@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from promptcot_ray import records as R
 from promptcot_ray.config import QualityConfig, config_hash, config_to_yaml
+from promptcot_ray import stage_marker
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, NgramIndex, build_index
 from promptcot_ray.quality.dedup import (
@@ -161,18 +162,21 @@ def run(cfg: QualityConfig) -> QualitySummary:
     decisions = find_removals(cfg, accepted.select_columns([R.ID, "problem"]), index)
     write_outputs(run_dir, accepted, decisions)
     # Counters come from the written rows, so the ledger shows a row that went missing.
+    for rel in (KEPT_DIR, REMOVED_DIR):  # both are rewritten below
+        stage_marker.begin(run_dir, rel)
     kept_table = run_dir.read_table(KEPT_DIR, columns=[R.ID])
     removed_table = run_dir.read_table(REMOVED_DIR, columns=[R.REASON])
     kept = kept_table.num_rows if kept_table is not None else 0
     reasons = Counter(removed_table[R.REASON].to_pylist() if removed_table is not None else [])
     rows_in = sum(run_dir.read_parquet_file(f, columns=[R.ID]).num_rows for f in files)
     seconds = time.time() - started
-    extra = {"config": config_hash(cfg), "benchmarks": [b.name for b in cfg.benchmarks]}
+    chash = config_hash(cfg)
+    extra = {"config": chash, "benchmarks": [b.name for b in cfg.benchmarks]}
     record = StageRecord(JOB, R.STAGE_QUALITY, rows_in, kept, dict(reasons), seconds=seconds)
     record.extra = extra
     append_records(run_dir, [record])
-    for rel, n in ((KEPT_DIR, kept), (REMOVED_DIR, sum(reasons.values()))):
-        run_dir.mark_complete(rel, {"rows": n, **extra})
+    for rel, n in ((REMOVED_DIR, sum(reasons.values())), (KEPT_DIR, kept)):  # problems/ last
+        stage_marker.commit(run_dir, rel, chash, {"rows": n}, benchmarks=extra["benchmarks"])
     if not record.reconciles():
         logger.warning("quality ledger does not reconcile: %s", record)
     outputs = {"problems": run_dir.uri_of(KEPT_DIR), "removed": run_dir.uri_of(REMOVED_DIR)}

@@ -16,13 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
+from promptcot_ray import stage_marker
 from promptcot_ray.concepts.job import (
     EXTRACTED_DIR,
     TooManyErrors,
     check_error_fraction,
     read_extracted,
 )
-from promptcot_ray.config import ConfigError, RationalesConfig, config_to_yaml
+from promptcot_ray.config import ConfigError, RationalesConfig, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import HELPER_CPUS, dataset_from_table, write_rows
 from promptcot_ray.model_paths import with_run_models
@@ -41,6 +42,7 @@ JOB = "rationales"
 RESULTS_DIR = "rationales/results"
 DATA_DIR = "rationales/data"
 REJECTS_DIR = "rationales/rejects"
+STAGE_DIR = "rationales"  # the stage's marker: rationales/_SUCCESS.json
 
 
 @dataclass
@@ -138,7 +140,6 @@ def finalize(run: RunDir, best_of_n: int) -> tuple[int, Counter[str]]:
     """Split results into data (SFT rows) and rejects; dedupe ids; count reasons."""
     table = run.read_table(RESULTS_DIR)
     rows = prefer_finished([] if table is None else table.to_pylist(), "candidate_key")
-    run.delete_file("rationales/_SUCCESS.json")  # outputs are about to change
     if best_of_n > 1:
         keep_best(rows)
     ok = [r for r in rows if r[R.STATUS] == R.STATUS_OK]
@@ -161,6 +162,7 @@ def run(cfg: RationalesConfig) -> RationalesSummary:
     started = time.time()
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
+    stage_marker.begin(run_dir, STAGE_DIR)  # data/ and rejects/ are rewritten below
     cfg = with_run_models(cfg, run_dir)  # `run:models/<name>/final` -> its location
     run_dir.write_text("rationales/config.yaml", config_to_yaml(cfg))
     with_level, no_level = _inputs(run_dir)
@@ -205,7 +207,7 @@ def run(cfg: RationalesConfig) -> RationalesSummary:
     )
     results = run_dir.read_table(RESULTS_DIR, columns=[R.STATUS])
     check_error_fraction(results, cfg.max_error_fraction, "rationale")
-    run_dir.mark_complete("rationales", {"rows": kept})
+    stage_marker.commit(run_dir, STAGE_DIR, config_hash(cfg), {"rows": kept, "inputs": total})
     return RationalesSummary(run_dir.uri, total, kept, rejected, seconds, done)
 
 

@@ -11,6 +11,7 @@ import logging
 
 import pyarrow.fs as pafs
 
+from promptcot_ray.config import StorageConfig
 from promptcot_ray.records import now_iso
 from promptcot_ray.report import plots
 from promptcot_ray.report.collect import collect
@@ -50,9 +51,12 @@ def draw(f: Findings) -> dict[str, bytes]:
     return figures
 
 
-def open_run(uri: str) -> RunDir:
-    """The run directory at `uri`, refusing a path that holds none of the jobs' outputs."""
-    run = RunDir(uri)
+def open_run(uri: str, storage: StorageConfig | None = None) -> RunDir:
+    """The run directory at `uri`, refusing a path that holds none of the jobs' outputs.
+
+    `storage` carries the S3 endpoint and region of the config that made the run (the
+    pipeline passes its own); without it they come from the environment."""
+    run = RunDir(uri, storage)
     if run.is_s3:
         run.preflight()  # a wrong endpoint, bucket or credentials: a clear StorageError
     if run.fs.get_file_info(run.path()).type == pafs.FileType.NotFound:
@@ -65,9 +69,9 @@ def open_run(uri: str) -> RunDir:
     return run
 
 
-def build_report(run_dir: str) -> str:
+def build_report(run_dir: str, storage: StorageConfig | None = None) -> str:
     """Write report/index.html and report/plots/*.png into the run; return the page's URI."""
-    run = open_run(run_dir)
+    run = open_run(run_dir, storage)
     f = findings(collect(run))
     run.delete_dir(f"{REPORT_DIR}/{PLOTS_DIR}")  # no stale figure from an earlier report
     names = {}
