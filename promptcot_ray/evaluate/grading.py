@@ -26,6 +26,9 @@ GRADE_OK = "ok"  # compared; `correct` says the outcome
 GRADE_TIMEOUT = "timeout"  # the comparison ran past the limit: counted as wrong
 GRADE_NO_ANSWER = "no_answer"  # nothing to compare (no boxed answer)
 GRADE_ERROR = "error"  # the grader itself failed on this item: counted as wrong
+# math-verify parsed nothing from the answer or the reference: not compared, so neither a
+# right nor a wrong answer (`correct` is False; count these apart)
+GRADE_UNPARSED = "unparsed"
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 
@@ -91,14 +94,15 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _compare(predicted: str, reference: str, mode: Mode) -> bool:
-    """Equivalence without any timeout of its own (the caller's pool enforces one)."""
+def _compare(predicted: str, reference: str, mode: Mode) -> tuple[bool, str]:
+    """(equivalent, grade status) without any timeout of its own (the caller's pool
+    enforces one); GRADE_UNPARSED when math-verify cannot read one of the two."""
     if mode == "numeric":
         a, b = _number(predicted), _number(reference)
         if a is not None and b is not None:
-            return abs(a - b) <= 1e-6 * max(1.0, abs(b))
+            return abs(a - b) <= 1e-6 * max(1.0, abs(b)), GRADE_OK
     if _normalise(predicted) == _normalise(reference):
-        return True
+        return True, GRADE_OK
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     configs = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
@@ -108,19 +112,19 @@ def _compare(predicted: str, reference: str, mode: Mode) -> bool:
 
     gold, pred = parsed(reference), parsed(predicted)
     if not gold or not pred:
-        return False
+        return False, GRADE_UNPARSED
     if verify(gold, pred, timeout_seconds=None):
-        return True
+        return True, GRADE_OK
     # percentages: 50\% against 50 (the reference often drops the sign)
     stripped = [s.replace("\\%", "").replace("%", "") for s in (predicted, reference)]
     if stripped != [predicted, reference]:
-        return verify(parsed(stripped[1]), parsed(stripped[0]), timeout_seconds=None)
-    return False
+        return verify(parsed(stripped[1]), parsed(stripped[0]), timeout_seconds=None), GRADE_OK
+    return False, GRADE_OK
 
 
 def _compare_safe(args: tuple[str, str, str]) -> tuple[bool, str]:
     try:
-        return _compare(*args), GRADE_OK  # type: ignore[arg-type]
+        return _compare(*args)  # type: ignore[arg-type]
     except Exception as exc:  # sympy raises many types on odd input: count, do not crash
         return False, f"{GRADE_ERROR}: {type(exc).__name__}"
 
@@ -141,7 +145,7 @@ def _ready(_: int) -> bool:
 @dataclass(frozen=True)
 class Grade:
     correct: bool
-    status: str  # GRADE_OK / GRADE_TIMEOUT / GRADE_NO_ANSWER / "error: Type"
+    status: str  # GRADE_OK / GRADE_TIMEOUT / GRADE_NO_ANSWER / GRADE_UNPARSED / "error: Type"
 
 
 class GradingPool:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from promptcot_ray.evaluate.grading import GRADE_NO_ANSWER, GRADE_TIMEOUT
+from promptcot_ray.evaluate.grading import GRADE_NO_ANSWER, GRADE_TIMEOUT, GRADE_UNPARSED
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -39,6 +39,7 @@ def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "mean_reasoning_tokens": statistics.fmean(tokens) if tokens else 0.0,
             "timeouts": sum(1 for r in items if r["grade_status"] == GRADE_TIMEOUT),
             "no_answer": sum(1 for r in items if r["grade_status"] == GRADE_NO_ANSWER),
+            "unparsed": sum(1 for r in items if r["grade_status"] == GRADE_UNPARSED),
             "truncated": sum(1 for r in items if r.get("finish_reason") == "length"),
             "engine_errors": sum(1 for r in items if r.get("status") == "error"),
         }

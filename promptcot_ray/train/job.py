@@ -85,6 +85,38 @@ def _check_checkpoints_match(cfg: TrainConfig, run: RunDir) -> None:
     run.write_json(rel, {"settings_hash": key, "settings": settings})
 
 
+def _infra_failure(exc: BaseException) -> bool:
+    """Whether a failed fit() was the cluster's doing (a lost node or actor, preemption,
+    memory, storage or the collective backend), which a re-run resumes past, and not a bug."""
+    import ray.train
+
+    if isinstance(exc, ray.train.PreemptionError):
+        return True
+    if isinstance(exc, ray.train.WorkerGroupError):
+        causes = list(exc.worker_failures.values())
+    elif isinstance(exc, ray.train.ControllerError):
+        causes = [exc.controller_failure]
+    else:
+        return False
+    return bool(causes) and all(_infra_cause(c) for c in causes)
+
+
+def _infra_cause(exc: BaseException | None) -> bool:
+    import ray.exceptions
+    import torch
+
+    if isinstance(exc, ray.exceptions.RayTaskError):  # a task's own exception, wrapped
+        return _infra_cause(exc.cause)
+    infra = (
+        ray.exceptions.RayError,  # actor or node died, object lost, out of memory
+        OSError,  # storage: checkpoints and exports
+        MemoryError,
+        torch.cuda.OutOfMemoryError,
+        torch.distributed.DistError,  # NCCL / gloo
+    )
+    return isinstance(exc, infra)
+
+
 def _count_outcomes(outcomes) -> tuple[dict[str, int], int, int, int]:
     """(rejections by reason, truncated rows, trained tokens, training sequences)."""
     reasons = outcomes["reason"].drop_null().to_pylist()
@@ -210,7 +242,9 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     }
     try:  # Ray Train v2 raises from fit() once FailureConfig's restarts are used up
         result = _trainer(cfg, run_dir, dataset, loop_config).fit()
-    except Exception as exc:
+    except ray.train.TrainingFailedError as exc:
+        if not _infra_failure(exc):
+            raise  # a bug in the loop: its traceback, not advice to re-run
         raise TrainError(
             f"training failed: {type(exc).__name__}: {str(exc)[:2000]}; re-run the same "
             "command to resume from the latest checkpoint"
