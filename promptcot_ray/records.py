@@ -79,7 +79,7 @@ REASON_RATIONALE_NOT_BEST = "rationale_not_best"  # best-of-n kept a higher-scor
 # judging
 REASON_JUDGE_ERROR = "judge_error"  # the judge engine failed on this row
 REASON_JUDGE_EMPTY = "judge_empty"
-REASON_JUDGE_UNPARSEABLE = "judge_unparseable"  # neither a verdict line nor five ratings
+REASON_JUDGE_UNPARSEABLE = "judge_unparseable"  # no rating and no verdict could be read
 REASON_JUDGE_CONTRADICTORY = "judge_contradictory"  # verdict line disagrees with ratings
 # the free-text judge parser fails closed: each way a reply can fail to rate all five
 REASON_JUDGE_NO_RATINGS = "judge_no_ratings"  # a verdict, but no criterion rated

@@ -46,7 +46,7 @@ _SECTION_RATING_RE = re.compile(
     r"\s*+[:=\-\u2013\u2014]++\s*+(?P<value>.*)$",
     re.I,
 )
-_MARKUP_RE = re.compile(r"[*_`\"\u201c\u201d]+")
+_MARKUP_RE = re.compile(r"~~[^~]*+~~|[*_`\"\u201c\u201d]+")  # struck-out text is withdrawn
 # Heading hashes, list numbers, bullets and emoji marks ("- ", "2) ", "\u2705 ") before a label.
 _LEADING_RE = re.compile(r"^\s*+(?:#{1,6}\s*+)?(?:(?:\d{1,2}[.)]|\(\d{1,2}\)|[^\w\s<(\[{|])\s*+)*")
 _HEADING_RE = re.compile(r"^\s*+(?:#{1,6}\s|(\*\*|__)[^*_]+\1\s*+:?\s*+$)")
@@ -97,28 +97,31 @@ def _target(match: re.Match[str]) -> str:
     )
 
 
-def mentions(line: str) -> list[tuple[str, str, int]]:
-    """Return (target, value, start) for each label in a normalized line that opens a segment.
+def mentions(line: str) -> list[tuple[str, str, int, bool]]:
+    """Return (target, value, start, strict) for each segment-opening label of a normalized line.
 
     A label opens a segment at the line's start or after `,` `;` `|` `.` or "and", and must
     be followed by a separator (or end the line, as a heading does). Its value runs to the
-    next such label on the line.
+    next such label on the line. "Solvability is Bad" is read strictly (a short value), so
+    a sentence like "Solvability is perfect only if ..." rates nothing.
     """
-    found: list[tuple[str, int, int]] = []
+    found: list[tuple[str, int, int, bool]] = []
     for segment in _SEGMENT_START_RE.finditer(line):
         match = _LABEL_RE.match(line, segment.end())
         if not match or (found and match.start() < found[-1][2]):
             continue
         start = match.start()
-        sep = _SEP_RE.match(line, match.end()) or (
-            not start and _IS_SEP_RE.match(line, match.end())
-        )
-        if sep:
-            found.append((_target(match), start, sep.end()))
+        sep = _SEP_RE.match(line, match.end())
+        is_sep = not sep and not start and _IS_SEP_RE.match(line, match.end())
+        if sep or is_sep:
+            found.append((_target(match), start, (sep or is_sep).end(), bool(is_sep)))
         elif not start and not line[match.end() :].strip():
-            found.append((_target(match), start, match.end()))
-    ends = [start for _, start, _ in found[1:]] + [len(line)] if found else []
-    return [(t, line[v:end].strip(), s) for (t, s, v), end in zip(found, ends, strict=True)]
+            found.append((_target(match), start, match.end(), False))
+    ends = [start for _, start, _, _ in found[1:]] + [len(line)] if found else []
+    return [
+        (t, line[v:end].strip(), s, strict)
+        for (t, s, v, strict), end in zip(found, ends, strict=True)
+    ]
 
 
 def _drop_example_spans(line: str) -> str:
@@ -127,7 +130,7 @@ def _drop_example_spans(line: str) -> str:
         return line
 
     def keep(span: re.Match[str]) -> str:
-        labelled = any(value for _, value, _ in mentions(normalize(span[0][1:-1])))
+        labelled = any(value for _, value, _, _ in mentions(normalize(span[0][1:-1])))
         return " " if labelled else span[0]
 
     return _SPAN_RE.sub(keep, line)
@@ -154,7 +157,7 @@ def _read_table(rows: list[str], reading: Reading) -> None:
                 if target:
                     reading.add(target, cell, strict=True)
         return
-    rating_col = next((i for i, c in enumerate(header) if _RATING_HEADER_RE.fullmatch(c)), None)
+    rating_col = next((i for i, c in enumerate(header) if _RATING_HEADER_RE.match(c)), None)
     for row in table[1:] if has_header else table:
         labels = [i for i, cell in enumerate(row) if _label_target(cell)]
         if not labels:  # "Format: Perfect | Solvability: Bad" is a one-line list, not a table
@@ -170,11 +173,9 @@ def _read_table(rows: list[str], reading: Reading) -> None:
                 reading.add(target, cell, strict=True)
 
 
-def _read_mentions(line: str, reading: Reading) -> list[tuple[str, str, int]]:
-    found = mentions(line)
-    for target, value, _ in found:
-        reading.add(target, value)
-    return found
+def _read_mentions(line: str, reading: Reading) -> None:
+    for target, value, _, strict in mentions(line):
+        reading.add(target, value, strict)
 
 
 def _is_table_line(raw: str) -> bool:
@@ -213,19 +214,19 @@ def _read_lines(lines: list[str], reading: Reading) -> None:
 
 
 def _read_labelled(
-    found: list[tuple[str, str, int]], reading: Reading
+    found: list[tuple[str, str, int, bool]], reading: Reading
 ) -> tuple[str | None, str | None]:
     """Record a labelled line; return (section it opens, target awaiting a next-line value)."""
-    for target, value, _ in found:
-        reading.add(target, value)
-    criteria = [t for t, _, _ in found if t != VERDICT]
-    first_target, _, first_start = found[0]
+    for target, value, _, strict in found:
+        reading.add(target, value, strict)
+    criteria = [t for t, _, _, _ in found if t != VERDICT]
+    first_target, _, first_start, _ = found[0]
     section = (
         first_target
         if len(criteria) == 1 and first_start == 0 and first_target != VERDICT
         else None
     )
-    last_target, last_value, _ = found[-1]
+    last_target, last_value, _, _ = found[-1]
     return section, (last_target if not last_value else None)
 
 

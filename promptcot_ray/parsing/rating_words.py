@@ -24,6 +24,12 @@ _TEMPLATE_RE = re.compile(rf"^\W*{_WORD}\W+(?:or\s+)?{_WORD}\W+(?:or\s+)?{_WORD}
 _INLINE_LABEL_RE = re.compile(r"^(?:rating|score|grade)\s*+[:=\-\u2013\u2014]?\s*+", re.I)
 # The head of a value ends at punctuation or a spaced dash: "Bad - the triangle ..." -> "Bad".
 _HEAD_END_RE = re.compile(r"\s[-\u2013\u2014]|[-\u2013\u2014]\s|[.,;:!?()\[\]{}<>\u2013\u2014]")
+# What follows a rating in a restated format: "Perfect - ...", "Bad - <reason>", "[why]".
+_PLACEHOLDER_RE = re.compile(
+    r"^[\s\-\u2013\u2014:,;]*+(?:\.{2,}|\u2026|<[^<>]{0,40}>|[\[(]?(?:one-line\s+)?"
+    r"(?:reason|justification|explanation|why)[\])]?)[\s.]*$",
+    re.I,
+)
 _TOKEN_RE = re.compile(r"[a-z0-9'-]+|[/|&+]")
 _JOINERS = frozenset({"or", "and", "to", "vs", "/", "|", "&", "+"})
 # Words judges rate with when they leave the scale, and the qualifiers around them.
@@ -48,8 +54,9 @@ def classify(value: str, strict: bool = False) -> tuple[str, str]:
     """Return (kind, word): the rating (lower case) or the value's head for other kinds.
 
     A value is a rating when its first word is one and it is not a hedge between ratings
-    ("Perfect or Acceptable"). `strict` (a table cell, a line after a heading) also needs
-    the head to be at most three words, since there a rating stands alone.
+    ("Perfect or Acceptable"), not a question ("Perfect?") and not followed by a placeholder
+    ("Perfect - <reason>": an example of the format). `strict` (a table cell, a line after
+    a heading) also needs the head to be at most three words: there a rating stands alone.
     """
     text = _INLINE_LABEL_RE.sub("", value.strip())
     if not text:
@@ -57,14 +64,18 @@ def classify(value: str, strict: bool = False) -> tuple[str, str]:
     if text.startswith(("<", "{")) or _TEMPLATE_RE.match(text):
         return TEMPLATE, text[:40]
     text = re.sub(r"^[^\w<{]+", "", text)  # emoji, checkmarks, stray brackets before a rating
-    head = _HEAD_END_RE.split(text, maxsplit=1)[0].strip()
+    end = _HEAD_END_RE.search(text)
+    head, rest = (text[: end.start()], text[end.start() :]) if end else (text, "")
+    head = head.strip()
     tokens = _TOKEN_RE.findall(head.lower())
     if not tokens:
         return EMPTY, ""
     if tokens[0] in RATINGS:
+        if rest and _PLACEHOLDER_RE.match(rest):
+            return TEMPLATE, text[:40]  # an example of the format with no real reason
         hedged = len(tokens) > 2 and tokens[1] in _JOINERS and _is_judging(tokens[2])
-        if hedged:
-            return UNKNOWN, head
+        if hedged or rest.lstrip().startswith("?"):
+            return UNKNOWN, head  # "Perfect or Acceptable", "Perfect? Not quite"
         if not strict or len(tokens) <= _MAX_STRICT_TOKENS:
             return RATING, tokens[0]
         return PROSE, head

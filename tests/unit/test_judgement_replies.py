@@ -306,9 +306,43 @@ TRUNCATED = """\
 3. Difficulty alignment: Perfect - suits AIME.
 4. Concept coverage: Perf"""
 
-# (id, reply, verdict, reason)
-REPLIES = [
-    # --- issue #15's fail-open cases: never perfect ------------------------------------------
+LLAMA_CHATTY = """\
+Thank you for sharing this problem. I'll go through the rubric carefully.
+
+The problem asks for the number of ordered pairs $(a, b)$ of positive integers with \
+$\\operatorname{lcm}(a, b) = 2^3 \\cdot 3^2$. The rationale says it should combine prime \
+factorization with counting, which it does. The factual accuracy of the setup is fine: every \
+divisor structure is possible. Solvability is perfect only if order matters, and it does.
+
+**Evaluation:**
+
+* **Format:** Perfect. The statement stands alone and does not include the answer.
+* **Factual Accuracy:** Perfect. All claims about lcm and exponents are correct.
+* **Difficulty Alignment:** Acceptable. This is closer to AMC 12 than to AIME.
+* **Concept Coverage:** Perfect. Both prime factorization and counting are essential.
+* **Solvability:** Perfect. The count is 35.
+
+I hope this helps! Let me know if you want me to suggest a harder variant.
+
+**Final Judgement:** Perfect"""
+
+UNQUOTED_EXAMPLE_THEN_PARTIAL = """\
+I will answer in this format:
+Format: Perfect - ...
+Factual accuracy: Perfect - ...
+Difficulty alignment: Perfect - ...
+Concept coverage: Perfect - ...
+Solvability: Perfect - ...
+
+Format: Perfect - the statement is clean.
+Factual accuracy: Perfect - the numbers check out.
+Difficulty alignment: Perfect - AIME level.
+Concept coverage: Perfect - both concepts are used.
+Verdict: perfect"""
+
+# (id, reply, verdict, reason): replies that must never come out perfect (issue #15's
+# fail-open cases first), then layouts that must be read to their verdict.
+NEVER_PERFECT = [
     ("heading_then_rating_line_bad_facts", HEADINGS_BAD_FACTS, "bad", CONTRADICTORY),
     ("table_rating_last_column_bad_facts", TABLE_BAD_FACTS, "bad", CONTRADICTORY),
     ("comma_joined_line_bad_facts", ONE_LINE_BAD_FACTS, "bad", CONTRADICTORY),
@@ -353,7 +387,32 @@ REPLIES = [
         None,
         UNPARSEABLE,
     ),
-    # --- layouts read correctly ---------------------------------------------------------------
+    ("example_lines_fill_no_gap", UNQUOTED_EXAMPLE_THEN_PARTIAL, None, MISSING),
+    ("rating_asked_not_given", _lines("Perfect? Not quite - one length is off."), None, UNKNOWN),
+    (
+        "struck_out_rating_is_withdrawn",
+        _lines("~~Perfect~~ Acceptable - the radius is slightly off."),
+        "acceptable",
+        CONTRADICTORY,
+    ),
+    ("off_scale_verdict", _lines("Perfect - fine.", "Overall: Good"), None, UNKNOWN),
+    (
+        "heading_value_and_rating_line_disagree",
+        "### Solvability: Perfect\nOn reflection the answer is not unique.\nRating: Acceptable\n"
+        + _lines("Perfect - fine.").replace(
+            "- Solvability: Perfect - the answer is a unique integer.\n", ""
+        ),
+        None,
+        CONFLICTING,
+    ),
+    (
+        "table_with_verdict_row",
+        TABLE_BAD_FACTS.replace("\n\nVerdict: perfect", "\n| **Verdict** | | **Perfect** |"),
+        "bad",
+        CONTRADICTORY,
+    ),
+]
+READ = [
     ("qwen_bold_numbered", QWEN_BOLD_NUMBERED, "perfect", None),
     ("authors_bold_headings_rating_bullets", AUTHORS_LAYOUT, "perfect", None),
     ("llama_rating_for_prefix", LLAMA_RATING_FOR, "acceptable", None),
@@ -409,7 +468,8 @@ REPLIES = [
     (
         "criterion_is_rating",
         "Format is Perfect.\nFactual accuracy is Perfect.\nDifficulty alignment is Acceptable.\n"
-        "Concept coverage is Perfect.\nSolvability is Bad because two answers fit.",
+        "Concept coverage is Perfect.\nSolvability is Bad, because two answers fit.\n"
+        "Solvability is perfect only if the radius is known, which it is not.",
         "bad",
         None,
     ),
@@ -446,6 +506,7 @@ REPLIES = [
         CONTRADICTORY,
     ),
     ("score_out_of_five", HEADINGS_BAD_FACTS.replace("Rating: Bad", "Rating: 2/5"), None, UNKNOWN),
+    ("llama_chatty_prose_then_bullets", LLAMA_CHATTY, "perfect", None),
     (
         "bad_known_though_a_criterion_is_missing",
         "Factual accuracy: Bad - the triangle cannot exist.\nSolvability: Bad - so no answer.\n"
@@ -454,6 +515,7 @@ REPLIES = [
         MISSING,
     ),
 ]
+REPLIES = NEVER_PERFECT + READ
 
 
 @pytest.mark.parametrize(
@@ -469,7 +531,8 @@ def test_judge_reply(reply: str, verdict: str | None, reason: str | None) -> Non
 
 def test_the_table_is_large_and_covers_the_fail_open_cases() -> None:
     assert len(REPLIES) >= 40
-    assert not [case for case in REPLIES[:17] if case[2] == "perfect"]
+    assert len(NEVER_PERFECT) >= 20
+    assert not [case for case in NEVER_PERFECT if case[2] == "perfect"]
 
 
 @pytest.mark.parametrize(
