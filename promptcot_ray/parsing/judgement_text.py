@@ -159,18 +159,22 @@ def _read_table(rows: list[str], reading: Reading) -> None:
         return
     rating_col = next((i for i, c in enumerate(header) if _RATING_HEADER_RE.match(c)), None)
     for row in table[1:] if has_header else table:
-        labels = [i for i, cell in enumerate(row) if _label_target(cell)]
-        if not labels:  # "Format: Perfect | Solvability: Bad" is a one-line list, not a table
-            _read_mentions(" | ".join(row), reading)
-            continue
-        target = _label_target(row[labels[0]])
-        assert target is not None
-        if rating_col is not None:
-            reading.add(target, row[rating_col] if rating_col < len(row) else "", strict=True)
-            continue
-        for i, cell in enumerate(row):
-            if i != labels[0]:
-                reading.add(target, cell, strict=True)
+        _read_table_row(row, rating_col, reading)
+
+
+def _read_table_row(row: list[str], rating_col: int | None, reading: Reading) -> None:
+    """Rate the row's criterion (its first label cell) from the rating column, else any cell."""
+    labelled = [(i, target) for i, cell in enumerate(row) if (target := _label_target(cell))]
+    if not labelled:  # "Format: Perfect | Solvability: Bad" is a one-line list, not a table
+        _read_mentions(" | ".join(row), reading)
+        return
+    label_col, target = labelled[0]
+    if rating_col is not None:
+        reading.add(target, row[rating_col] if rating_col < len(row) else "", strict=True)
+        return
+    for i, cell in enumerate(row):
+        if i != label_col:
+            reading.add(target, cell, strict=True)
 
 
 def _read_mentions(line: str, reading: Reading) -> None:
