@@ -196,7 +196,8 @@ def _read_lines(lines: list[str], reading: Reading) -> None:
         if _is_table_line(raw):
             block = [raw]
             while index < len(lines) and _is_table_line(lines[index]):
-                block, index = [*block, lines[index]], index + 1
+                block.append(lines[index])
+                index += 1
             _read_table(block, reading)
             section = pending = None
             continue

@@ -547,3 +547,20 @@ def test_source_says_whether_a_verdict_line_agreed() -> None:
     assert parse_judgement(QWEN_BOLD_NUMBERED).source == SOURCE_VERDICT_LINE
     assert parse_judgement(_lines("Perfect.", verdict="")).source == SOURCE_RATINGS
     assert parse_judgement(HEADINGS_BAD_FACTS).source == SOURCE_RATINGS
+
+
+DEGENERATE = {
+    "labels_joined_by_commas": "Format: Perfect, " * 5000,
+    "table_rows_repeated": "| Format | Perfect |\n" * 5000,
+    "backticked_examples": "`Format: Perfect` and " * 5000,
+    "headings_repeated": "### Solvability\n" * 10000,
+    "pipes_only": "|" * 40000,
+    "open_fences": "```\n" * 10000,
+}
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("reply", list(DEGENERATE.values()), ids=list(DEGENERATE))
+def test_degenerate_replies_are_rejected_quickly(reply: str) -> None:
+    parsed = parse_judgement(reply)
+    assert parsed.verdict is None and parsed.reason in (MISSING, UNPARSEABLE)
