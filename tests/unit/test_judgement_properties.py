@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptcot_ray.parsing import parse_judgement, reconcile_verdict, verdict_from_ratings
+from promptcot_ray.prompts.judge import format_judgement
 from promptcot_ray.records import CRITERIA, RATINGS
 
 # No example database: the tests must not write a .hypothesis/ folder into the shared tree.
@@ -163,3 +164,17 @@ def test_arbitrary_text_is_perfect_only_with_five_perfect_enough_ratings(text: s
     if parsed.verdict == "perfect":
         assert parsed.reason is None
         assert verdict_from_ratings(parsed.ratings) == "perfect"
+
+
+@SETTINGS
+@given(
+    st.tuples(*[st.sampled_from(RATINGS) for _ in CRITERIA]),
+    st.lists(st.sampled_from(WHY[:-1]), min_size=len(CRITERIA), max_size=len(CRITERIA)),
+)
+def test_format_judgement_replies_parse_to_their_verdict(combo, why) -> None:
+    # The demo judge is trained on these replies: each must parse, to the rule's verdict.
+    ratings = dict(zip(CRITERIA, combo, strict=True))
+    verdict = verdict_from_ratings(ratings)
+    reply = format_judgement(ratings, verdict, dict(zip(CRITERIA, why, strict=True)))
+    parsed = parse_judgement(reply)
+    assert (parsed.verdict, parsed.reason, parsed.ratings) == (verdict, None, ratings), reply
