@@ -23,8 +23,10 @@ from promptcot_ray.storage import RunDir
 REPORT_INDEX = "report/index.html"
 ALWAYS = "always rebuilt"
 FORCED = "forced by --from/--only"
-# Reasons a stage's old outputs are stale, not merely unfinished: it starts over.
-STALE = (stage_marker.CONFIG_CHANGED, stage_marker.NO_HASH, stage_marker.UNREADABLE)
+# Reasons a stage's old outputs are stale, not merely unfinished: it starts over. A marker
+# without a hash (written before markers held one) only re-runs its own stage, which
+# resumes by row ids: upgrading does not throw a finished run's later stages away.
+STALE = (stage_marker.CONFIG_CHANGED, stage_marker.UNREADABLE)
 UPSTREAM = " re-runs"  # "<earlier stage> re-runs": this stage's inputs change
 
 
@@ -116,14 +118,15 @@ def pending(
     stages: list[Stage], run: RunDir, forced: frozenset[str] = frozenset()
 ) -> list[tuple[Stage, str | None]]:
     """Each stage with why it runs (None: complete, skipped). After the first stage that
-    runs, every later one runs too: its inputs are about to change."""
+    runs, every later one runs too: its inputs are about to change (not after an old marker
+    without a hash: that stage re-runs and resumes by row ids)."""
     out: list[tuple[Stage, str | None]] = []
     first: str | None = None
     for stage in stages:
         why = FORCED if stage.name in forced else stage.why_not_done(run)
         if why is None and first is not None:
             why = first + UPSTREAM
-        if why is not None and first is None and stage.marker is not None:
+        if why not in (None, stage_marker.NO_HASH) and first is None and stage.marker:
             first = stage.name
         out.append((stage, why))
     return out

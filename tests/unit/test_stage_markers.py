@@ -180,3 +180,15 @@ def test_a_copied_run_directory_keeps_ids_and_completed_stages(tmp_path, monkeyp
     row = {"problem_id": "p1", "problem": "What is 1+1?", "sample_index": 0}
     solved = [BuildSolveRequest(m, "distill_solve", "Solve.", ())(row) for m in located]
     assert solved[0][R.ID] == solved[1][R.ID] and solved[0][R.MODEL] == "run:models/gen/final"
+
+
+def test_an_old_marker_without_a_hash_reruns_only_its_own_stage(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    run = RunDir(str(tmp_path / "run"))
+    cfg = _pipeline(run.uri)
+    _complete_all(run, cfg)
+    run.write_json("rationales/_SUCCESS.json", {"rows": 3})  # as earlier versions wrote it
+    states = {stage.name: why for stage, why in pending(build_stages(cfg), run)}
+    assert states["rationales"] == "marker holds no config hash"
+    assert states["train-generator"] is None and states["evaluate"] is None
+    assert not must_start_over(states["rationales"])  # nothing is deleted for it
