@@ -199,6 +199,14 @@ class GeneratorConfig(LLMConfig):
 class JudgeConfig(_Frozen):
     name: str = Field(description="Short judge name used in columns and reports, e.g. 'llama'.")
     llm: LLMConfig
+    reply_format: Literal["schema", "free_text"] = Field(
+        "schema",
+        description="'schema': the judge answers one JSON object (five rated criteria and a "
+        "verdict) enforced by the engine's structured outputs (vLLM guided decoding; "
+        "response_format for engine 'openai'), so every complete reply parses. 'free_text': "
+        "rating lines and a Verdict line, for endpoints without structured outputs. Each is "
+        "its own prompt version.",
+    )
 
 
 class CombinationConfig(_Frozen):

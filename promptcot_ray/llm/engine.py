@@ -7,6 +7,7 @@ decided here from `LLMConfig.device`, not scattered through jobs.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,9 @@ HELPER_STAGE_CPUS = 0.2
 DEFAULT_CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"}
 # Column that ray.data.llm sets on rows whose inference failed (should_continue_on_error).
 INFERENCE_ERROR_COLUMN = "__inference_error__"
+# Key of a row's sampling_params that ray.data.llm 2.60 pops and turns into vLLM 0.32's
+# SamplingParams(structured_outputs=StructuredOutputsParams(**value)) (vllm_engine_stage.py).
+STRUCTURED_OUTPUTS_KEY = "structured_outputs"
 
 RowFn = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -65,6 +69,13 @@ def sampling_params(
     if stop_token_ids:
         params["stop_token_ids"] = list(stop_token_ids)
     return params
+
+
+def with_json_schema(params: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Sampling params whose reply must match `schema` (vLLM guided decoding; HTTP engines
+    send it as `response_format`). The schema travels as a string (Arrow would otherwise
+    make it a struct column) with its key order kept: the grammar emits properties in it."""
+    return {**params, STRUCTURED_OUTPUTS_KEY: {"json": json.dumps(schema)}}
 
 
 def _vllm_engine_kwargs(cfg: LLMConfig) -> dict[str, Any]:
@@ -135,8 +146,22 @@ class _ToChatPayload:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         out = self.preprocess(row)
         payload = {"model": self.model, "messages": out.pop("messages")}
-        payload.update(out.pop("sampling_params", {}))
+        params = dict(out.pop("sampling_params", {}))
+        structured = params.pop(STRUCTURED_OUTPUTS_KEY, None)
+        payload.update(params)
+        if structured:  # the OpenAI spelling of the same constraint
+            payload["response_format"] = response_format(structured)
         return {**out, "payload": payload}
+
+
+def response_format(structured: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI `response_format` for a vLLM structured-outputs request with a JSON schema."""
+    schema = structured["json"]
+    schema = json.loads(schema) if isinstance(schema, str) else schema
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "reply", "schema": schema, "strict": True},
+    }
 
 
 class _FromChatResponse:

@@ -73,22 +73,28 @@ def _example(task: str, rng: random.Random, lists: list[list[str]]) -> tuple[lis
     if task == "generator":
         msgs = generator_prompt.build_generator_messages(concepts, level)
         return msgs, generator_prompt.format_completion(rationale, problem)
-    if rng.random() < SAME_RATING_SHARE:  # judges mostly rate a problem as a whole
-        rating = rng.choices(("perfect", "acceptable", "bad"), RATING_WEIGHTS)[0]
-        ratings = dict.fromkeys(CRITERIA, rating)
-    else:
-        ratings = {
-            c: rng.choices(("perfect", "acceptable", "bad"), RATING_WEIGHTS)[0] for c in CRITERIA
-        }
-    msgs = judge_prompt.build_judge_messages(concepts, level, rationale, problem)
+    ratings = _ratings(rng)
+    reply_format = "schema" if task == "judge_json" else "free_text"
+    msgs = judge_prompt.build_judge_messages(concepts, level, rationale, problem, reply_format)
+    if reply_format == "schema":
+        return msgs, judge_prompt.format_judgement_json(ratings, verdict_from_ratings(ratings))
     return msgs, judge_prompt.format_judgement(ratings, verdict_from_ratings(ratings))
 
 
+def _ratings(rng: random.Random) -> dict[str, str]:
+    """Five taught ratings: mostly one rating for the whole problem, as judges tend to."""
+    if rng.random() < SAME_RATING_SHARE:
+        rating = rng.choices(("perfect", "acceptable", "bad"), RATING_WEIGHTS)[0]
+        return dict.fromkeys(CRITERIA, rating)
+    return {c: rng.choices(("perfect", "acceptable", "bad"), RATING_WEIGHTS)[0] for c in CRITERIA}
+
+
 def format_examples(n: int, seed: int = 0) -> list[tuple[list[dict], str]]:
-    """`n` (chat messages, reply) pairs cycling through the five reply formats."""
+    """`n` (chat messages, reply) pairs cycling through the six reply formats (the judge
+    both free-text and JSON)."""
     rng = random.Random(seed)
     lists = load_concept_lists(default_concept_lists_path())
-    tasks = ("concepts", "rationale", "generator", "judge", "solve")
+    tasks = ("concepts", "rationale", "generator", "judge", "judge_json", "solve")
     return [_example(tasks[i % len(tasks)], rng, lists) for i in range(n)]
 
 

@@ -87,7 +87,10 @@ def check_engine_settings(run: RunDir, round_dir: str, cfg: SynthesizeConfig) ->
     rel = f"{round_dir}/results/_SETTINGS.json"
     settings = {
         "generator": cfg.generator.output_settings(),
-        "judges": [{"name": j.name, **j.llm.output_settings()} for j in cfg.judges],
+        "judges": [
+            {"name": j.name, "reply_format": j.reply_format, **j.llm.output_settings()}
+            for j in cfg.judges
+        ],
         "acceptance": cfg.acceptance,
     }
     key = R.make_id("engine-settings", settings)
@@ -140,8 +143,8 @@ def add_judges(ds, cfg: SynthesizeConfig):
     carry = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
     for index, judge in enumerate(cfg.judges):
         pre, post = (
-            S.BuildJudgeRequest(index, judge.llm),
-            S.CollectJudgement(index, carry),
+            S.BuildJudgeRequest(index, judge),
+            S.CollectJudgement(index, carry, judge),
         )
         ds = build_processor(judge.llm, pre, post)(ds)
         ds = ds.map(S.SettleJudgement(index, carry), num_cpus=HELPER_CPUS)
@@ -199,7 +202,7 @@ def ledger_records(cfg: SynthesizeConfig, counts: RoundCounts, seconds: float) -
                 counts.tokens[f"judge_{judge.name}_out"],
                 seconds,
                 judge.llm.model,
-                jp.VERSION,
+                jp.version(judge.reply_format),
                 {**extra, "verdicts": dict(counts.judge_verdicts.get(judge.name, {}))},
             )
         )

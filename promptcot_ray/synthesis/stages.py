@@ -13,9 +13,10 @@ import json
 from typing import Any
 
 from promptcot_ray import records as R
-from promptcot_ray.config import LLMConfig
-from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, sampling_params
+from promptcot_ray.config import JudgeConfig, LLMConfig
+from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, sampling_params, with_json_schema
 from promptcot_ray.parsing import parse_draft, parse_judgement
+from promptcot_ray.parsing.judgement_json import parse_judgement_json
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.prompts import judge as judge_prompt
 
@@ -157,41 +158,42 @@ class SettleDraft:
 
 
 class BuildJudgeRequest:
-    """Preprocess for judge `index`: a judging prompt, or a 1-token dummy for failed drafts."""
+    """Preprocess for judge `index`: a judging prompt, or a 1-token dummy for failed drafts.
 
-    def __init__(self, index: int, llm: LLMConfig) -> None:
-        self.index, self.llm = index, llm
+    In `schema` reply format every request (dummies too, so all rows share one Arrow type)
+    carries the reply's JSON schema for the engine's structured outputs.
+    """
+
+    def __init__(self, index: int, judge: JudgeConfig) -> None:
+        self.index, self.llm, self.reply_format = index, judge.llm, judge.reply_format
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         col = self._col
         # The judge index enters seed and id: two judges may share one model and config.
         seed = derive_seed(self.llm.seed, f"{row['draft_id']}:judge-{self.index}")
+        version = judge_prompt.version(self.reply_format)
         out = {k: v for k, v in row.items() if k not in ("messages", "sampling_params")}
         out[col("id")] = R.make_id(
-            "judgement",
-            row["draft_id"],
-            self.index,
-            self.llm.model,
-            judge_prompt.VERSION,
-            seed,
+            "judgement", row["draft_id"], self.index, self.llm.model, version, seed
         )
         out[col("model")] = self.llm.model
-        out[col("prompt_version")] = judge_prompt.VERSION
+        out[col("prompt_version")] = version
         out[col("seed")] = seed
+        params = sampling_params(self.llm, seed)
+        if self.reply_format == "schema":
+            params = with_json_schema(params, judge_prompt.reply_schema())
         if row["draft_status"] != R.STATUS_OK:
             out["messages"] = SKIP_MESSAGES
-            out["sampling_params"] = {
-                **sampling_params(self.llm, seed),
-                "max_tokens": 1,
-            }
+            out["sampling_params"] = {**params, "max_tokens": 1}
             return out
         out["messages"] = judge_prompt.build_judge_messages(
             [str(c) for c in row["concepts"]],
             row["level"],
             row["rationale"],
             row["problem"],
+            self.reply_format,
         )
-        out["sampling_params"] = sampling_params(self.llm, seed)
+        out["sampling_params"] = params
         return out
 
     def _col(self, field: str) -> str:
@@ -199,10 +201,14 @@ class BuildJudgeRequest:
 
 
 class CollectJudgement:
-    """Postprocess for judge `index`: parse the verdict; skipped drafts get no judgement."""
+    """Postprocess for judge `index`: parse the verdict; skipped drafts get no judgement.
 
-    def __init__(self, index: int, carry: tuple[str, ...]) -> None:
+    The parser follows the judge's reply format: JSON for `schema`, lines for `free_text`.
+    """
+
+    def __init__(self, index: int, carry: tuple[str, ...], judge: JudgeConfig) -> None:
         self.index, self.carry = index, carry
+        self.parse = parse_judgement_json if judge.reply_format == "schema" else parse_judgement
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         col = self._col
@@ -210,7 +216,7 @@ class CollectJudgement:
         if row["draft_status"] != R.STATUS_OK:
             out.update({col(f): None for f in JUDGE_FIELDS[4:]})
             return out
-        parsed = parse_judgement(row.get("generated_text"))
+        parsed = self.parse(row.get("generated_text"))
         ok = parsed.verdict is not None and parsed.reason is None
         out.update(
             {

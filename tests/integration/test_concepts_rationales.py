@@ -115,8 +115,8 @@ def test_pool_hands_off_to_synthesize_with_real_judgements(concepts_run, format_
         "pool.source=run",
         "combinations.num_combinations=16",
         "generator.max_tokens=160",
-        "judges.0.llm.max_tokens=96",
-        "judges.1.llm.max_tokens=96",
+        "judges.0.llm.max_tokens=160",  # a JSON reply (the default reply_format) is ~110
+        "judges.1.llm.max_tokens=160",
         "judges.0.llm.temperature=0.8",
         "judges.1.llm.temperature=0.8",
         # the quality gates as stages at the end of the round (offline benchmark excerpts)

@@ -126,7 +126,7 @@ def test_judges_see_parsed_drafts(ray_cluster, tiny_model_path, tmp_path):
     )
     rows = sorted(build_judges_only(drafts, cfg).take_all(), key=lambda r: r["draft_id"])
     judged, skipped = rows
-    assert judged["judge_0_prompt_version"] == judge_prompt.VERSION
+    assert judged["judge_0_prompt_version"] == judge_prompt.version("schema")  # the default
     assert judged["judge_0_tokens_in"] > 50  # the real judge prompt went to the engine
     assert judged["judge_0_text"] is not None
     # gibberish from a random model is never taken as a perfect verdict

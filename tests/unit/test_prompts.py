@@ -15,6 +15,7 @@ from promptcot_ray.parsing import (
     parse_rationale,
     verdict_from_ratings,
 )
+from promptcot_ray.parsing.judgement_json import parse_judgement_json
 from promptcot_ray.prompts import concepts, generator, judge, rationale
 from promptcot_ray.records import CRITERIA, LEVELS, RATINGS, REASON_JUDGE_CONTRADICTORY
 
@@ -24,7 +25,12 @@ RATIONALE = "Start from Vieta's formulas, then force equality in AM-GM to pin do
 
 BUILDERS = {
     "generator": lambda: generator.build_generator_messages(CONCEPTS, "HMMT-Feb"),
-    "judge": lambda: judge.build_judge_messages(CONCEPTS, "HMMT-Feb", RATIONALE, PROBLEM),
+    "judge": lambda: judge.build_judge_messages(
+        CONCEPTS, "HMMT-Feb", RATIONALE, PROBLEM, "free_text"
+    ),
+    "judge_schema": lambda: judge.build_judge_messages(
+        CONCEPTS, "HMMT-Feb", RATIONALE, PROBLEM, "schema"
+    ),
     "concepts": lambda: concepts.build_concept_messages(PROBLEM, 5),
     "rationale": lambda: rationale.build_rationale_messages(PROBLEM, CONCEPTS, "HMMT-Feb"),
 }
@@ -46,7 +52,6 @@ def test_builders_return_system_then_user_messages(name: str) -> None:
     ("module", "version"),
     [
         (generator, "generator-v1"),
-        (judge, "judge-v1"),
         (concepts, "concepts-v2"),
         (rationale, "rationale-v1"),
     ],
@@ -55,23 +60,50 @@ def test_versions(module: object, version: str) -> None:
     assert version == module.VERSION
 
 
-@pytest.mark.parametrize("name", ["generator", "judge", "rationale"])
+def test_judge_versions_follow_the_reply_format() -> None:
+    assert (judge.version("schema"), judge.version("free_text")) == (
+        "judge-v2-schema",
+        "judge-v2-text",
+    )
+
+
+@pytest.mark.parametrize("name", ["generator", "judge", "judge_schema", "rationale"])
 def test_prompts_contain_concepts_and_level(name: str) -> None:
     text = _user_text(BUILDERS[name]())
     assert all(f"{i}. {c}" in text for i, c in enumerate(CONCEPTS, 1))
     assert "HMMT-Feb" in text
 
 
-@pytest.mark.parametrize("name", ["judge", "concepts", "rationale"])
+@pytest.mark.parametrize("name", ["judge", "judge_schema", "concepts", "rationale"])
 def test_prompts_contain_the_problem(name: str) -> None:
     assert PROBLEM in _user_text(BUILDERS[name]())
 
 
-def test_judge_prompt_contains_the_rationale_and_the_rule() -> None:
-    text = _user_text(BUILDERS["judge"]())
+@pytest.mark.parametrize("name", ["judge", "judge_schema"])
+def test_judge_prompt_contains_the_rationale_and_the_rule(name: str) -> None:
+    text = _user_text(BUILDERS[name]())
     assert RATIONALE in text
     assert all(judge.CRITERION_LABELS[c] in text for c in CRITERIA)
     assert "Verdict rule" in text and "no criterion is Bad" in text
+
+
+@pytest.mark.parametrize("reply_format", ["schema", "free_text"])
+def test_judge_prompt_puts_the_rubric_first_and_the_row_last(reply_format) -> None:
+    """Two rows' prompts share the whole rubric as a prefix (vLLM's prefix cache reuses it)
+    and differ only after it; the problem closes the prompt."""
+    a = judge.build_judge_messages(CONCEPTS, "HMMT-Feb", RATIONALE, PROBLEM, reply_format)
+    b = judge.build_judge_messages(["Parity"], "AIME", "Another plan.", "Find n.", reply_format)
+    rubric = judge.rubric(reply_format)
+    assert a[0] == b[0] and _user_text(a).startswith(rubric) and _user_text(b).startswith(rubric)
+    row_a = _user_text(a)[len(rubric) :]
+    assert CONCEPTS[0] not in rubric and "HMMT-Feb" not in rubric and PROBLEM not in rubric
+    assert row_a.index(CONCEPTS[0]) < row_a.index(RATIONALE) < row_a.index(PROBLEM)
+    assert _user_text(a).rstrip().endswith(PROBLEM)
+
+
+def test_judge_prompts_ask_for_their_own_reply_format() -> None:
+    assert '"verdict"' in judge.rubric("schema") and "Verdict: <" not in judge.rubric("schema")
+    assert "Verdict: <" in judge.rubric("free_text") and "JSON" not in judge.rubric("free_text")
 
 
 def test_concept_prompt_names_k_and_every_level() -> None:
@@ -85,7 +117,7 @@ def test_concept_prompt_names_k_and_every_level() -> None:
     [
         lambda: generator.build_generator_messages(CONCEPTS, "Level 5"),
         lambda: generator.build_generator_messages([], "AIME"),
-        lambda: judge.build_judge_messages(CONCEPTS, "aime", RATIONALE, PROBLEM),
+        lambda: judge.build_judge_messages(CONCEPTS, "aime", RATIONALE, PROBLEM, "schema"),
         lambda: rationale.build_rationale_messages(PROBLEM, CONCEPTS, "hmmt feb"),
         lambda: rationale.build_rationale_messages(PROBLEM, [], "AIME"),
         lambda: concepts.build_concept_messages(PROBLEM, 0),
@@ -122,8 +154,13 @@ def test_rationale_prompt_shape_parses_when_filled_in() -> None:
     assert (parsed.rationale, parsed.reason) == (RATIONALE, None)
 
 
+def _judge_shape(reply_format: str, n_lines: int) -> str:
+    """The reply shape a judge prompt asks for: the rubric's closing lines."""
+    return "\n".join(judge.rubric(reply_format).splitlines()[-n_lines:])
+
+
 def test_judge_prompt_shape_parses_when_filled_in() -> None:
-    shape = _requested_shape(BUILDERS["judge"](), 6)
+    shape = _judge_shape("free_text", 6)
     ratings = {**dict.fromkeys(CRITERIA, "Perfect"), "concept_coverage": "Acceptable"}
     lines = shape.splitlines()
     filled = [
@@ -137,8 +174,19 @@ def test_judge_prompt_shape_parses_when_filled_in() -> None:
 
 
 def test_judge_prompt_shape_echoed_unfilled_is_not_a_verdict() -> None:
-    parsed = parse_judgement(_requested_shape(BUILDERS["judge"](), 6))
+    parsed = parse_judgement(_judge_shape("free_text", 6))
     assert parsed.verdict is None and parsed.ratings == dict.fromkeys(CRITERIA)
+
+
+def test_judge_schema_prompt_shape_parses_when_filled_in() -> None:
+    shape = _judge_shape("schema", 8)
+    assert shape.startswith("{") and shape.endswith("}")
+    reply = shape.replace("<one sentence>", "Looks fine.").replace(
+        "<Perfect|Acceptable|Bad>", "Perfect"
+    )
+    parsed = parse_judgement_json(reply)
+    assert (parsed.verdict, parsed.reason) == ("perfect", None)
+    assert parse_judgement_json(shape).verdict is None  # echoed unfilled: no verdict
 
 
 def test_concept_prompt_shape_parses_when_filled_in() -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 from promptcot_ray import records as R
-from promptcot_ray.config import LLMConfig
+from promptcot_ray.config import JudgeConfig, LLMConfig
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN
 from promptcot_ray.prompts.generator import format_completion
-from promptcot_ray.prompts.judge import format_judgement
+from promptcot_ray.prompts.judge import format_judgement_json
 from promptcot_ray.synthesis import stages as S
 
 LLM = LLMConfig(model="m", device="cpu", max_tokens=100, seed=3)
+JUDGE = JudgeConfig(name="j", llm=LLM)  # the default: schema replies
 COMBO = {
     "combination_id": "c1",
     "combination_index": 0,
@@ -66,9 +67,9 @@ def test_engine_error_rows_become_counted_errors_with_full_columns():
 def test_judge_round_trip_and_skip():
     carry = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
     draft = S.SettleDraft()(S.CollectDraft(100)(_generated(format_completion("T.", "P."))))
-    request = S.BuildJudgeRequest(0, LLM)(draft)
+    request = S.BuildJudgeRequest(0, JUDGE)(draft)
     assert request["sampling_params"]["max_tokens"] == 100
-    reply = format_judgement({c: "perfect" for c in R.CRITERIA}, "perfect")
+    reply = format_judgement_json({c: "perfect" for c in R.CRITERIA}, "perfect")
     engine_row = {
         **request,
         "generated_text": reply,
@@ -76,20 +77,20 @@ def test_judge_round_trip_and_skip():
         "num_input_tokens": 50,
         INFERENCE_ERROR_COLUMN: "",
     }
-    judged = S.SettleJudgement(0, carry)(S.CollectJudgement(0, carry)(engine_row))
+    judged = S.SettleJudgement(0, carry)(S.CollectJudgement(0, carry, JUDGE)(engine_row))
     assert judged["judge_0_verdict"] == "perfect" and judged["judge_0_status"] == R.STATUS_OK
 
     failed = S.SettleDraft()(S.CollectDraft(100)(_generated("nope")))
-    skip = S.BuildJudgeRequest(0, LLM)(failed)
+    skip = S.BuildJudgeRequest(0, JUDGE)(failed)
     assert skip["sampling_params"]["max_tokens"] == 1 and skip["messages"] == S.SKIP_MESSAGES
-    skipped = S.CollectJudgement(0, carry)({**skip, "generated_text": "x"})
+    skipped = S.CollectJudgement(0, carry, JUDGE)({**skip, "generated_text": "x"})
     assert skipped["judge_0_status"] is None and skipped["judge_0_verdict"] is None
 
 
 def test_judge_engine_error():
     carry = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
     draft = S.SettleDraft()(S.CollectDraft(100)(_generated(format_completion("T.", "P."))))
-    request = S.BuildJudgeRequest(1, LLM)(draft)
+    request = S.BuildJudgeRequest(1, JUDGE)(draft)
     row = S.SettleJudgement(1, carry)({**request, INFERENCE_ERROR_COLUMN: "timeout"})
     assert row["judge_1_status"] == R.STATUS_ERROR and row["judge_1_reason"] == R.REASON_JUDGE_ERROR
     assert "messages" not in row
@@ -98,10 +99,10 @@ def test_judge_engine_error():
 def test_judgement_ids_survive_and_differ_between_judges_sharing_a_model():
     carry = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
     draft = S.SettleDraft()(S.CollectDraft(100)(_generated(format_completion("T.", "P."))))
-    reply = format_judgement({c: "perfect" for c in R.CRITERIA}, "perfect")
+    reply = format_judgement_json({c: "perfect" for c in R.CRITERIA}, "perfect")
     ids, seeds = [], []
     for index in (0, 1):  # the same LLMConfig for both judges, as in local.yaml's anchor
-        request = S.BuildJudgeRequest(index, LLM)(draft)
+        request = S.BuildJudgeRequest(index, JUDGE)(draft)
         row = {
             **request,
             "generated_text": reply,
@@ -109,7 +110,7 @@ def test_judgement_ids_survive_and_differ_between_judges_sharing_a_model():
             "num_input_tokens": 50,
             INFERENCE_ERROR_COLUMN: "",
         }
-        judged = S.SettleJudgement(index, carry)(S.CollectJudgement(index, carry)(row))
+        judged = S.SettleJudgement(index, carry)(S.CollectJudgement(index, carry, JUDGE)(row))
         ids.append(judged[S.judge_column(index, "id")])
         seeds.append(judged[S.judge_column(index, "seed")])
         assert judged[S.judge_column(index, "model")] == LLM.model
