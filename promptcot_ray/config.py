@@ -134,11 +134,19 @@ class LLMConfig(_Frozen):
     # Where a `run:` model was found in this run directory (model_paths.with_run_models).
     # Private: never dumped, so ids, lineage and config hashes keep the name as written.
     _source: str | None = PrivateAttr(None)
+    # A fingerprint of that export's marker, which changes when the model is retrained: kept
+    # with the samples' settings, so rows of two exports of one name are never mixed.
+    _export: str | None = PrivateAttr(None)
 
     @property
     def source(self) -> str:
         """What the engine loads: the resolved location of a `run:` model, else `model`."""
         return self._source or self.model
+
+    @property
+    def export(self) -> str | None:
+        """The fingerprint of a `run:` model's export (None for other models)."""
+        return self._export
 
     @model_validator(mode="after")
     def _check_engine(self) -> LLMConfig:
@@ -154,7 +162,8 @@ class LLMConfig(_Frozen):
     def output_settings(self) -> dict[str, Any]:
         """The settings that shape replies, without how the work is spread (replicas, batch
         sizes, parallelism): a round may resume on a differently sized cluster."""
-        return self.model_dump(mode="json", exclude=SCALING_FIELDS)
+        settings = self.model_dump(mode="json", exclude=SCALING_FIELDS)
+        return {**settings, "export": self._export} if self._export else settings
 
 
 # LLMConfig fields that change how fast replies come, not which replies come.
@@ -573,8 +582,8 @@ def outcome_settings(value: Any) -> Any:
     """A config without where it runs (storage, ray) or how fast (LLM scaling fields): what
     decides its outputs, so a run directory copied elsewhere or resumed on another cluster
     keeps its hashes."""
-    if isinstance(value, LLMConfig):
-        return value.output_settings()
+    if isinstance(value, LLMConfig):  # as written: no export fingerprint, no location
+        return value.model_dump(mode="json", exclude=SCALING_FIELDS)
     if isinstance(value, BaseModel):
         return {
             name: outcome_settings(getattr(value, name))

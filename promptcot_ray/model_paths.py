@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from promptcot_ray.config import LLMConfig, StorageConfig
-from promptcot_ray.storage import RunDir
+from promptcot_ray.records import make_id
+from promptcot_ray.storage import SUCCESS_MARKER, RunDir
 
 RUN_PREFIX = "run:"
 FINAL_MODEL = "final"  # models/<name>/final: the Hugging Face export of a train job
@@ -46,6 +48,15 @@ def resolve_model(model: str, run: RunDir) -> str:
     return run.uri_of(rel)
 
 
+def export_fingerprint(model: str, run: RunDir) -> str | None:
+    """A `run:` model's export marker as a short hash: it changes when the model is trained
+    again, and not when the run directory is copied elsewhere."""
+    marker = posixpath.join(model[len(RUN_PREFIX) :].strip("/"), SUCCESS_MARKER)
+    if not model.startswith(RUN_PREFIX) or not run.exists(marker):
+        return None
+    return make_id("export", run.read_text(marker))
+
+
 def with_run_models(cfg: Any, run: RunDir) -> Any:
     """A copy of a job config whose every LLMConfig knows where its model is (`source`).
 
@@ -58,6 +69,7 @@ def with_run_models(cfg: Any, run: RunDir) -> Any:
             return cfg
         located = cfg.model_copy()
         located._source = resolved
+        located._export = export_fingerprint(cfg.model, run)
         return located
     if isinstance(cfg, BaseModel):
         updates = {}

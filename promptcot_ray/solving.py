@@ -52,6 +52,7 @@ def check_generation_settings(run: Any, rel: str, llm: LLMConfig, instruction: s
         "top_p": llm.top_p,
         "max_tokens": llm.max_tokens,
         "instruction": instruction,
+        **({"export": llm.export} if llm.export else {}),  # a retrained run: model differs
     }
     marker = f"{rel}/_SETTINGS.json"
     if run.exists(marker) and (old := run.read_json(marker)) != settings:

@@ -192,3 +192,21 @@ def test_an_old_marker_without_a_hash_reruns_only_its_own_stage(tmp_path, monkey
     assert states["rationales"] == "marker holds no config hash"
     assert states["train-generator"] is None and states["evaluate"] is None
     assert not must_start_over(states["rationales"])  # nothing is deleted for it
+
+
+def test_samples_of_a_retrained_run_model_are_not_mixed_with_the_old_ones(tmp_path):
+    from promptcot_ray.config import ConfigError
+    from promptcot_ray.solving import check_generation_settings
+
+    run = RunDir(str(tmp_path / "run"))
+    run.write_json("models/student/final/_SUCCESS.json", {"steps": 10, "final_loss": 1.5})
+    llm = LLMConfig(model="run:models/student/final")
+    check_generation_settings(run, "eval/student/generations", with_run_models(llm, run), "")
+    shutil.copytree(run.root, tmp_path / "copy")  # a copy keeps the export: resumes
+    copy = RunDir(str(tmp_path / "copy"))
+    check_generation_settings(copy, "eval/student/generations", with_run_models(llm, copy), "")
+    run.write_json("models/student/final/_SUCCESS.json", {"steps": 20, "final_loss": 0.9})
+    retrained = with_run_models(llm, run)  # same name, another export
+    assert retrained.model == llm.model
+    with pytest.raises(ConfigError, match="export"):
+        check_generation_settings(run, "eval/student/generations", retrained, "")
