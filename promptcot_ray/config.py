@@ -283,8 +283,10 @@ class SynthesizeConfig(_Frozen):
     checkpoint_rows: int = Field(
         64,
         ge=1,
-        description="Rows per result file. A file is written whole or not at all, so this is "
-        "the most finished work a killed job can lose; smaller means more files.",
+        description="Rows per Ray Data block and per result file (the resume unit; a file is "
+        "written whole or not at all). A kill loses every block in flight: up to "
+        "2 x max_concurrent_batches blocks per engine replica (ray.data.llm's default), of "
+        "every engine stage. Smaller loses less and writes more files.",
     )
     max_error_fraction: float = Field(
         0.5,

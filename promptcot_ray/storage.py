@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -28,6 +29,9 @@ from promptcot_ray.config import StorageConfig
 logger = logging.getLogger(__name__)
 
 SUCCESS_MARKER = "_SUCCESS.json"
+# Concurrent reads: files fetched at once and threads for S3 requests (latency-bound).
+READ_OPTIONS = {"use_threads": True, "fragment_readahead": 32, "batch_readahead": 4}
+READ_IO_THREADS = 32
 
 
 class StorageError(RuntimeError):
@@ -145,16 +149,62 @@ class RunDir:
         ]
         return sorted(n for n in names if not posixpath.basename(n).startswith((".", "_tmp")))
 
+    def list_dirs(self, rel: str) -> list[str]:
+        """Names of the folders directly under `rel` (one listing, not recursive), sorted."""
+        selector = pafs.FileSelector(self.path(rel), allow_not_found=True, recursive=False)
+        infos = self.fs.get_file_info(selector)
+        dirs = [i.path for i in infos if i.type == pafs.FileType.Directory]
+        return sorted(posixpath.basename(d) for d in dirs)
+
+    def count_rows(self, files: list[str]) -> int:
+        """Rows in many Parquet files, from their footers (read concurrently; no data read)."""
+        return self.parquet_dataset(files).count_rows(**READ_OPTIONS) if files else 0
+
     def read_parquet_file(self, rel: str, columns: list[str] | None = None) -> pa.Table:
         """One Parquet file."""
         return pq.read_table(self.path(rel), filesystem=self.fs, columns=columns)
 
     def read_table(self, rel: str, columns: list[str] | None = None) -> pa.Table | None:
-        """Concatenate every Parquet file under the folder `rel`; None when there is none."""
-        tables = [self.read_parquet_file(f, columns) for f in self.list_files(rel, ".parquet")]
-        if not tables:
-            return None
-        return pa.concat_tables(tables, promote_options="default")
+        """Every Parquet file under the folder `rel` as one table; None when there is none."""
+        files = self.list_files(rel, ".parquet")
+        return self.read_files(files, columns) if files else None
+
+    def parquet_dataset(self, files: list[str]) -> pads.Dataset:
+        """A pyarrow dataset over relative Parquet paths, read through this run's filesystem.
+
+        Its schema is the union of the files' schemas only when the first file's does not
+        fit them all (inspecting every footer costs one request per file on S3).
+        """
+        paths = [self.path(f) for f in files]
+        if self.is_s3:  # small objects are latency-bound: more requests in flight, not CPU
+            pa.set_io_thread_count(max(pa.io_thread_count(), READ_IO_THREADS))
+        return pads.dataset(paths, filesystem=self.fs, format="parquet")
+
+    def read_files(self, files: list[str], columns: list[str] | None = None) -> pa.Table:
+        """Read `columns` of many Parquet files concurrently (never one file after another)."""
+        dataset = self.parquet_dataset(files)
+        try:
+            return dataset.to_table(columns=columns, **READ_OPTIONS)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            # files disagree with the first file's schema (e.g. an all-null column there)
+            factory = pads.FileSystemDatasetFactory(
+                self.fs, dataset.files, pads.ParquetFileFormat()
+            )
+            schema = factory.inspect(promote_options="default", fragments=None)
+            dataset = pads.dataset(dataset.files, schema=schema, filesystem=self.fs)
+            return dataset.to_table(columns=columns, **READ_OPTIONS)
+
+    def iter_batches(
+        self, files: list[str], columns: list[str] | None = None
+    ) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """(index in `files`, batch) for every batch of many files, read concurrently.
+
+        Batches arrive in no set order; the index says which file each came from.
+        """
+        dataset = self.parquet_dataset(files)
+        where = {path: i for i, path in enumerate(dataset.files)}
+        for tagged in dataset.scanner(columns=columns, **READ_OPTIONS).scan_batches():
+            yield where[tagged.fragment.path], tagged.record_batch
 
     # -- writes ------------------------------------------------------------------------
     def write_bytes(self, rel: str, data: bytes) -> None:

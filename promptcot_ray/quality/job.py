@@ -10,6 +10,7 @@ Precedence when several reasons apply: contaminated > seed copy > exact > near d
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ logger = logging.getLogger(__name__)
 JOB = "quality"
 _BATCH = {"batch_format": "pyarrow", "zero_copy_batch": True}
 _MAX_PARTITIONS = 32
+_ROUND_DIR = re.compile(r"round-\d+")  # synthesis/round-<k>
 
 
 class NoAcceptedProblems(RuntimeError):
@@ -68,9 +70,13 @@ class QualitySummary:
 
 
 def accepted_files(run: RunDir) -> list[str]:
-    """Every accepted Parquet file of every round: synthesis/round-<k>/accepted/*.parquet."""
-    files = run.list_files("synthesis", ".parquet")
-    return [f for f in files if len(f.split("/")) > 3 and f.split("/")[2] == "accepted"]
+    """Every accepted Parquet file of every round: synthesis/round-<k>/accepted/*.parquet.
+
+    One listing per round's accepted/ folder (a few keys each, compacted), not a listing of
+    every results, drafts and judgements object under synthesis/.
+    """
+    rounds = [d for d in run.list_dirs("synthesis") if _ROUND_DIR.fullmatch(d)]
+    return [f for d in rounds for f in run.list_files(f"synthesis/{d}/accepted", ".parquet")]
 
 
 def _collect(ds) -> pa.Table | None:
@@ -168,7 +174,7 @@ def run(cfg: QualityConfig) -> QualitySummary:
     removed_table = run_dir.read_table(REMOVED_DIR, columns=[R.REASON])
     kept = kept_table.num_rows if kept_table is not None else 0
     reasons = Counter(removed_table[R.REASON].to_pylist() if removed_table is not None else [])
-    rows_in = sum(run_dir.read_parquet_file(f, columns=[R.ID]).num_rows for f in files)
+    rows_in = run_dir.count_rows(files)  # from the footers, read concurrently
     seconds = time.time() - started
     chash = config_hash(cfg)
     extra = {"config": chash, "benchmarks": [b.name for b in cfg.benchmarks]}

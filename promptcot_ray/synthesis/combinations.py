@@ -1,16 +1,21 @@
-"""Sample a round's concept combinations in parallel Ray tasks, one task per shard.
+"""Sample a round's concept combinations in parallel Ray tasks, one task and file per shard.
 
 Combination i depends only on (pool, seed, i), so shards can run on any worker in any
 order and a re-run makes the same combinations. Duplicates (the same concept set as an
-earlier index) are found on the driver over the small id array and rejected with a reason.
+earlier index) need every shard's concept ids: the driver finds them with one vectorised
+numpy pass over that small int array; each shard's task then builds its Arrow table (ids,
+concept names, lineage) and writes it, so no per-row Python object is made on the driver.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from promptcot_ray import records as R
 from promptcot_ray.concepts.pool import ConceptPool
@@ -19,6 +24,7 @@ from promptcot_ray.concepts.sampler import (
     sample_combination_arrays,
 )
 from promptcot_ray.config import CombinationConfig
+from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -33,51 +39,99 @@ def _sample_shard(
     )
 
 
-def sample_arrays(pool: ConceptPool, cfg: CombinationConfig) -> tuple[np.ndarray, np.ndarray]:
-    """All combinations of the round as (concept_ids (n, size), level_idx (n,)) arrays."""
-    import ray
+def combination_ids(
+    version: str, seed: int, index: np.ndarray, concept_ids: np.ndarray, level_json: pa.Array
+) -> pa.Array:
+    """`R.make_id("combination", version, seed, i, ids, level)` for every row at once.
 
-    remote = ray.remote(num_cpus=SAMPLING_TASK_CPUS)(_sample_shard)
-    pool_ref = ray.put(pool)
-    starts = range(0, cfg.num_combinations, cfg.shard_size)
-    refs = [
-        remote.remote(pool_ref, cfg, s, min(cfg.shard_size, cfg.num_combinations - s))
-        for s in starts
+    The JSON payloads are assembled with Arrow string kernels (same bytes as json.dumps
+    would give); only the sha256 itself runs per row, inside the shard's task.
+    """
+    n, size = concept_ids.shape
+    flat = pa.array(concept_ids.reshape(-1).astype(np.int64)).cast(pa.string())
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * size + 1, size, np.int32)), flat)
+    prefix = f'["combination", {json.dumps(version, ensure_ascii=False)}, {int(seed)}, '
+    head = pa.array(np.full(n, prefix))
+    payload = pc.binary_join_element_wise(
+        head,
+        pa.array(index.astype(np.int64)).cast(pa.string()),
+        ", [",
+        pc.binary_join(lists, ", "),
+        "], ",
+        level_json,
+        "]",
+        "",
+    )
+    digests = [
+        hashlib.sha256(p.encode("utf-8")).hexdigest()[: R.ID_HEX_CHARS] for p in payload.to_pylist()
     ]
-    parts = ray.get(refs)
-    logger.info("sampled %d combinations in %d shard(s)", cfg.num_combinations, len(parts))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return pa.array(digests, pa.string())
 
 
 def combinations_table(
     pool: ConceptPool,
     cfg: CombinationConfig,
-    concept_ids: np.ndarray,
-    level_idx: np.ndarray,
+    start: int,
+    arrays: tuple[np.ndarray, np.ndarray],
+    duplicate: np.ndarray,
 ) -> pa.Table:
-    """One row per combination with its id, concepts, level, lineage and duplicate status."""
-    duplicate = find_duplicate_combinations(concept_ids)
-    created = R.now_iso()
-    rows = []
-    for index in range(len(concept_ids)):
-        ids = [int(c) for c in concept_ids[index]]
-        level = cfg.levels[int(level_idx[index])]
-        row_id = R.make_id("combination", pool.version, cfg.seed, index, ids, level)
-        dup = bool(duplicate[index])
-        rows.append(
-            {
-                **R.lineage(row_id, [], R.STAGE_COMBINATIONS, None, None, cfg.seed, index),
-                R.CREATED_AT: created,
-                "combination_index": index,
-                "concept_ids": ids,
-                "concepts": [pool.concepts[c] for c in ids],
-                "level": level,
-                "pool_version": pool.version,
-                R.STATUS: R.STATUS_FILTERED if dup else R.STATUS_OK,
-                R.REASON: R.REASON_DUPLICATE_COMBINATION if dup else None,
-            }
-        )
-    return pa.Table.from_pylist(rows, schema=COMBINATION_SCHEMA)
+    """Rows start..start+n-1: id, concepts, level, lineage and duplicate status (vectorised)."""
+    concept_ids, level_idx = arrays
+    n, size = concept_ids.shape
+    index = np.arange(start, start + n, dtype=np.int64)
+    take = pa.array(level_idx.astype(np.int32))
+    level = pa.array(cfg.levels, pa.string()).take(take)
+    level_json = pa.array([json.dumps(v, ensure_ascii=False) for v in cfg.levels]).take(take)
+    offsets = pa.array(np.arange(0, n * size + 1, size, np.int32))
+    flat = pa.array(concept_ids.reshape(-1).astype(np.int32))
+    names = pa.array(pool.concepts, pa.string()).take(flat)
+    dup = pa.array(duplicate.astype(bool))
+    columns = {
+        R.ID: combination_ids(pool.version, cfg.seed, index, concept_ids, level_json),
+        R.PARENT_IDS: pa.ListArray.from_arrays(
+            pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string())
+        ),
+        R.STAGE: pa.array(np.full(n, R.STAGE_COMBINATIONS)),
+        R.MODEL: pa.nulls(n, pa.string()),
+        R.PROMPT_VERSION: pa.nulls(n, pa.string()),
+        R.SEED: pa.array(np.full(n, cfg.seed, np.int64)),
+        R.SAMPLE_INDEX: pa.array(index),
+        R.CREATED_AT: pa.array(np.full(n, R.now_iso())),
+        "combination_index": pa.array(index),
+        "concept_ids": pa.ListArray.from_arrays(offsets, flat),
+        "concepts": pa.ListArray.from_arrays(offsets, names),
+        "level": level,
+        "pool_version": pa.array(np.full(n, pool.version)),
+        R.STATUS: pc.if_else(dup, R.STATUS_FILTERED, R.STATUS_OK),
+        R.REASON: pc.if_else(dup, R.REASON_DUPLICATE_COMBINATION, pa.scalar(None, pa.string())),
+    }
+    return pa.table(columns).cast(COMBINATION_SCHEMA)
+
+
+def _write_shard(run, rel, pool, cfg, start, arrays, duplicate) -> int:
+    table = combinations_table(pool, cfg, start, arrays, duplicate)
+    run.write_table(f"{rel}/part-{start // cfg.shard_size:05d}.parquet", table)
+    return table.num_rows
+
+
+def write_combinations(run: RunDir, rel: str, pool: ConceptPool, cfg: CombinationConfig) -> int:
+    """Sample every shard, mark duplicates, and write one Parquet file per shard; rows written."""
+    import ray
+
+    sample = ray.remote(num_cpus=SAMPLING_TASK_CPUS)(_sample_shard)
+    write = ray.remote(num_cpus=SAMPLING_TASK_CPUS)(_write_shard)
+    pool_ref = ray.put(pool)
+    starts = list(range(0, cfg.num_combinations, cfg.shard_size))
+    counts = [min(cfg.shard_size, cfg.num_combinations - s) for s in starts]
+    refs = [sample.remote(pool_ref, cfg, s, c) for s, c in zip(starts, counts, strict=True)]
+    duplicate = find_duplicate_combinations(np.concatenate([ids for ids, _ in ray.get(refs)]))
+    writes = [
+        write.remote(run, rel, pool_ref, cfg, s, ref, duplicate[s : s + c])
+        for s, c, ref in zip(starts, counts, refs, strict=True)
+    ]
+    rows = sum(ray.get(writes))
+    logger.info("sampled %d combinations into %d shard file(s)", rows, len(writes))
+    return rows
 
 
 COMBINATION_SCHEMA = pa.schema(

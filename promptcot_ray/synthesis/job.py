@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
+from promptcot_ray import stage_marker
 from promptcot_ray.config import SynthesizeConfig, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import HELPER_CPUS, dataset_from_table, write_rows
@@ -23,7 +24,7 @@ from promptcot_ray.model_paths import with_run_models
 from promptcot_ray.resume import without_written
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import combinations as combos_mod
-from promptcot_ray.synthesis.outputs import RoundCounts, finalize, results_schema
+from promptcot_ray.synthesis.outputs import OUTPUT_TABLES, RoundCounts, finalize, results_schema
 from promptcot_ray.synthesis.pool_source import resolve_pool
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,14 @@ def freeze_config(run: RunDir, cfg: SynthesizeConfig, round_dir: str) -> None:
     run.write_text("config.yaml", yaml.safe_dump(merged, sort_keys=False))
 
 
+# what resume and finalize need of the combinations (not concept_ids, lineage, timestamps)
+COMBINATION_READ_COLUMNS = [R.ID, R.SEED, R.SAMPLE_INDEX, "combination_index", "concepts"]
+COMBINATION_READ_COLUMNS += ["level", "pool_version", R.STATUS, R.REASON]
+
+
 def ensure_combinations(run: RunDir, round_dir: str, cfg: SynthesizeConfig, pool) -> pa.Table:
-    """Sample the round's combinations once; later runs read them back (and check the config)."""
+    """Sample the round's combinations once (one file per shard, written by the sampling
+    tasks); every run then reads back the columns it needs, concurrently."""
     rel = f"{round_dir}/combinations"
     # shard_size only splits the work; it does not change which combinations are made
     key = config_hash(cfg.combinations.model_copy(update={"shard_size": 1})) + ":" + pool.version
@@ -74,12 +81,11 @@ def ensure_combinations(run: RunDir, round_dir: str, cfg: SynthesizeConfig, pool
                 f"{run.uri_of(rel)} was sampled with another combinations config or pool; "
                 "use a new storage.run_dir or round, or restore the original settings"
             )
-        return run.read_table(rel)
-    ids, levels = combos_mod.sample_arrays(pool, cfg.combinations)
-    table = combos_mod.combinations_table(pool, cfg.combinations, ids, levels)
-    run.write_table(f"{rel}/part-00000.parquet", table)
-    run.mark_complete(rel, {"key": key, "rows": table.num_rows})
-    return table
+        return run.read_table(rel, COMBINATION_READ_COLUMNS)
+    run.delete_dir(rel)  # shards of an interrupted sampling run (same names, same rows)
+    rows = combos_mod.write_combinations(run, rel, pool, cfg.combinations)
+    run.mark_complete(rel, {"key": key, "rows": rows})
+    return run.read_table(rel, COMBINATION_READ_COLUMNS)
 
 
 def check_engine_settings(run: RunDir, round_dir: str, cfg: SynthesizeConfig) -> None:
@@ -228,6 +234,11 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
     run_dir.preflight()
     cfg = with_run_models(cfg, run_dir)  # `run:models/<name>/final` -> its location
     round_dir = round_dir_of(cfg)
+    finished = finished_round(run_dir, round_dir, cfg)
+    if finished is not None:  # costs two small reads, whatever the round's size
+        if cfg.quality is not None:
+            finished.outputs.update(run_quality_gates(cfg))
+        return finished
     pool = resolve_pool(cfg.pool, cfg.storage, run_dir)
     combos = ensure_combinations(run_dir, round_dir, cfg, pool)
     check_engine_settings(run_dir, round_dir, cfg)
@@ -244,7 +255,7 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
         ds = build_pipeline(pending, cfg, cfg.checkpoint_rows)
         schema = results_schema(len(cfg.judges))
         write_rows(ds, run_dir, f"{round_dir}/results", schema, "combination_id")
-    counts = finalize(run_dir, round_dir, cfg.judges, cfg.round, combos)
+    counts = finalize(run_dir, round_dir, cfg.judges, cfg.round, combos)  # removes the marker
     seconds = time.time() - started
     records = ledger_records(cfg, counts, seconds)
     unbalanced = [r.stage for r in records if not r.reconciles()]
@@ -253,14 +264,45 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
     append_records(run_dir, records)
     run_dir.write_json(f"{round_dir}/stats.json", {r.stage: r.__dict__ for r in records})
     _check_errors(cfg, counts)  # a failed round is not marked complete; a re-run retries
-    run_dir.mark_complete(round_dir, {"config": config_hash(cfg), "accepted": counts.accepted})
-    outputs = {
-        name: run_dir.uri_of(round_dir, name)
-        for name in ("accepted", "rejected", "drafts", "judgements")
-    }
+    mark_round_finished(run_dir, round_dir, cfg, counts)
+    outputs = _outputs(run_dir, round_dir)
     if cfg.quality is not None:
         outputs.update(run_quality_gates(cfg))
     return RunSummary(run_dir.uri, round_dir, counts, seconds, done, outputs)
+
+
+def _outputs(run_dir: RunDir, round_dir: str) -> dict[str, str]:
+    return {name: run_dir.uri_of(round_dir, name) for name in OUTPUT_TABLES}
+
+
+def mark_round_finished(
+    run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig, counts: RoundCounts
+) -> None:
+    """Commit the round (marker last) with its config hash and every counter."""
+    chash = config_hash(cfg)
+    stage_marker.commit(run_dir, round_dir, chash, counts.to_json(), accepted=counts.accepted)
+
+
+def finished_round(run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig) -> RunSummary | None:
+    """The summary of a round already finished with this config, from its marker alone.
+
+    A finished round is final: its few error rows (under max_error_fraction) are not
+    retried; delete its _SUCCESS.json to retry them. A marker without counts (older
+    versions) is finalized once more.
+    """
+    if stage_marker.why_not_done(run_dir, round_dir, config_hash(cfg)) is not None:
+        return None
+    marker = stage_marker.read(run_dir, round_dir) or {}
+    if not isinstance(marker.get("counts"), dict) or "drafts" not in marker["counts"]:
+        return None
+    counts = RoundCounts.from_json(marker["counts"])
+    logger.info(
+        "round %d is already finished with this config (%d accepted); nothing to do",
+        cfg.round,
+        counts.accepted,
+    )
+    outputs = _outputs(run_dir, round_dir)
+    return RunSummary(run_dir.uri, round_dir, counts, 0.0, counts.drafts, outputs)
 
 
 def run_quality_gates(cfg: SynthesizeConfig) -> dict[str, str]:

@@ -1,110 +1,46 @@
-"""Schemas of the synthesize job's outputs and the finalize step that splits results.
+"""Finalize: split a round's results into drafts, judgements, accepted and rejected.
 
-The streaming pipeline writes one wide row per combination to `results/`. Finalize walks
-those files one at a time (bounded memory), drops duplicate ids, and writes the tables a
-person and the next jobs read: drafts, judgements, accepted and rejected, each row with its
-lineage; it returns the counters the ledger and the summary are made from.
+The streaming pipeline writes one wide row per combination to `results/` (id-keyed files,
+the unit of resume). Finalize makes two concurrent pyarrow.dataset passes over them: the
+first reads two columns to find duplicate copies of a combination (a retried row), the
+second streams every column through vectorised Arrow builders (`split.py`) and writes the
+four tables compacted (>= ROWS_PER_FILE rows or MAX_BUFFER_BYTES per file) under names
+derived from their row ids. It returns the counters the ledger and the summary are made of.
 """
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from promptcot_ray import records as R
+from promptcot_ray import stage_marker
 from promptcot_ray.config import JudgeConfig
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis import split
+from promptcot_ray.synthesis.schemas import (  # noqa: F401 (re-exported: readers import here)
+    ACCEPTED_SCHEMA,
+    DRAFTS_SCHEMA,
+    JUDGEMENTS_SCHEMA,
+    OUTPUT_TABLES,
+    REJECTED_SCHEMA,
+    results_schema,
+)
 from promptcot_ray.synthesis.stages import judge_column
 
-_LINEAGE_FIELDS = R.LINEAGE_FIELDS
-_OUTCOME_FIELDS = R.OUTCOME_FIELDS
-_COMBO_FIELDS = [
-    ("combination_id", pa.string()),
-    ("combination_index", pa.int64()),
-    ("concepts", pa.list_(pa.string())),
-    ("level", pa.string()),
-    ("pool_version", pa.string()),
-    ("sampler_seed", pa.int64()),
-]
-_DRAFT_FIELDS = [
-    ("draft_id", pa.string()),
-    ("generator_model", pa.string()),
-    ("generator_prompt_version", pa.string()),
-    ("generation_seed", pa.int64()),
-    ("draft_text", pa.string()),
-    ("rationale", pa.string()),
-    ("problem", pa.string()),
-    ("draft_tokens_in", pa.int64()),
-    ("draft_tokens_out", pa.int64()),
-    ("draft_status", pa.string()),
-    ("draft_reason", pa.string()),
-    ("draft_error", pa.string()),
-]
-_JUDGE_FIELD_TYPES = {
-    "id": pa.string(),
-    "model": pa.string(),
-    "prompt_version": pa.string(),
-    "seed": pa.int64(),
-    "text": pa.string(),
-    "verdict": pa.string(),
-    "ratings": pa.string(),
-    "source": pa.string(),
-    "status": pa.string(),
-    "reason": pa.string(),
-    "error": pa.string(),
-    "tokens_in": pa.int64(),
-    "tokens_out": pa.int64(),
-}
-_DECISION_FIELDS = [
-    ("accepted", pa.bool_()),
-    (R.STATUS, pa.string()),
-    (R.REASON, pa.string()),
-    ("rejected_stage", pa.string()),
-    ("rejected_by", pa.string()),
-]
-
-
-def results_schema(num_judges: int) -> pa.Schema:
-    judge_fields = [
-        (judge_column(i, name), typ)
-        for i in range(num_judges)
-        for name, typ in _JUDGE_FIELD_TYPES.items()
-    ]
-    return pa.schema(_COMBO_FIELDS + _DRAFT_FIELDS + judge_fields + _DECISION_FIELDS)
-
-
-DRAFTS_SCHEMA = pa.schema(
-    _LINEAGE_FIELDS
-    + [c for c in _COMBO_FIELDS if c[0] != "combination_id"]
-    + [("text", pa.string()), ("rationale", pa.string()), ("problem", pa.string())]
-    + [("tokens_in", pa.int64()), ("tokens_out", pa.int64())]
-    + _OUTCOME_FIELDS
-)
-JUDGEMENTS_SCHEMA = pa.schema(
-    _LINEAGE_FIELDS
-    + [("draft_id", pa.string()), ("judge", pa.string()), ("text", pa.string())]
-    + [("verdict", pa.string()), ("ratings", pa.string()), ("source", pa.string())]
-    + [("tokens_in", pa.int64()), ("tokens_out", pa.int64())]
-    + _OUTCOME_FIELDS
-)
-ACCEPTED_SCHEMA = pa.schema(
-    _LINEAGE_FIELDS
-    + [("combination_id", pa.string()), ("concepts", pa.list_(pa.string()))]
-    + [("level", pa.string()), ("rationale", pa.string()), ("problem", pa.string())]
-    + [("verdicts", pa.string()), ("round", pa.int64())]
-)
-REJECTED_SCHEMA = pa.schema(
-    _LINEAGE_FIELDS
-    + [("combination_id", pa.string()), ("rejected_stage", pa.string())]
-    + [("rejected_by", pa.string())]
-    + _OUTCOME_FIELDS
-)
-OUTPUT_TABLES = ("drafts", "judgements", "accepted", "rejected")
+ROWS_PER_FILE = 50_000  # compacted outputs: few large objects, not one per results file
+MAX_BUFFER_BYTES = 256 << 20  # in-memory Arrow bytes per output file (~3x less on disk)
+MAX_WRITES_IN_FLIGHT = 4
+BUILD_ROWS = 8192  # results rows per builder call: amortises kernel overhead per batch
+_KEY_COLUMNS = ["combination_id", R.STATUS]
 
 
 @dataclass
@@ -123,167 +59,160 @@ class RoundCounts:
     tokens: Counter[str] = field(default_factory=Counter)
     errors: int = 0
 
+    def to_json(self) -> dict[str, Any]:
+        """Plain dicts (dataclasses.asdict would rebuild each Counter from its item pairs)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("judge_rejected", "judge_verdicts"):
+            out[name] = {j: dict(c) for j, c in out[name].items()}
+        return {k: dict(v) if isinstance(v, Counter) else v for k, v in out.items()}
 
-def _draft_row(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **R.lineage(
-            r["draft_id"],
-            [r["combination_id"]],
-            R.STAGE_GENERATE,
-            r["generator_model"],
-            r["generator_prompt_version"],
-            r["generation_seed"],
-            0,
-        ),
-        **{k: r[k] for k, _ in _COMBO_FIELDS if k != "combination_id"},
-        "text": r["draft_text"],
-        "rationale": r["rationale"],
-        "problem": r["problem"],
-        "tokens_in": r["draft_tokens_in"],
-        "tokens_out": r["draft_tokens_out"],
-        R.STATUS: r["draft_status"],
-        R.REASON: r["draft_reason"],
-        R.ERROR: r["draft_error"],
-    }
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RoundCounts:
+        """Counts saved in a round's marker (a re-run of a finished round reads only this)."""
+        nested = {k: {j: Counter(c) for j, c in d[k].items()} for k in ("judge_rejected",)}
+        nested["judge_verdicts"] = {j: Counter(c) for j, c in d["judge_verdicts"].items()}
+        flat = {k: Counter(d[k]) for k in ("rejected", "generate_rejected", "tokens")}
+        scalars = {k: d[k] for k in ("combinations", "drafts", "parsed", "judged", "accepted")}
+        return cls(**scalars, **flat, **nested, errors=d["errors"])
 
 
-def _judgement_rows(r: dict[str, Any], judges: tuple[JudgeConfig, ...]) -> list[dict[str, Any]]:
-    rows = []
+def _value_counts(values: pa.ChunkedArray | pa.Array) -> Counter[str]:
+    return Counter({v["values"]: v["counts"] for v in pc.value_counts(values).to_pylist()})
+
+
+def _n(mask: pa.ChunkedArray | pa.Array) -> int:
+    return int(pc.sum(pc.fill_null(mask, False).cast(pa.int64())).as_py() or 0)
+
+
+def _total(values: pa.ChunkedArray | pa.Array) -> int:
+    return int(pc.sum(values).as_py() or 0)
+
+
+def count_rows(counts: RoundCounts, t: pa.Table, judges: tuple[JudgeConfig, ...]) -> None:
+    """Add one batch of (deduplicated) results rows to the counters, column-wise."""
+    status = t["draft_status"]
+    counts.drafts += t.num_rows
+    counts.tokens["generate_in"] += _total(t["draft_tokens_in"])
+    counts.tokens["generate_out"] += _total(t["draft_tokens_out"])
+    counts.errors += _n(pc.equal(status, R.STATUS_ERROR))
+    unparsed = pc.fill_null(pc.not_equal(status, R.STATUS_OK), True)
+    counts.generate_rejected += _value_counts(t["draft_reason"].filter(unparsed))
+    counts.parsed += t.num_rows - _n(unparsed)
+    any_judged, all_ok = np.zeros(t.num_rows, bool), np.ones(t.num_rows, bool)
     for i, judge in enumerate(judges):
-        c = lambda f, i=i: r[judge_column(i, f)]  # noqa: E731
-        if c("status") is None:  # the draft never reached this judge
+        j_status = t[judge_column(i, "status")]
+        present = pc.is_valid(j_status)
+        any_judged |= present.to_numpy()
+        all_ok &= pc.or_(
+            pc.invert(present), pc.fill_null(pc.equal(j_status, R.STATUS_OK), False)
+        ).to_numpy()
+        counts.errors += _n(pc.equal(j_status, R.STATUS_ERROR))
+        if not _n(present):
             continue
-        rows.append(
-            {
-                **R.lineage(
-                    c("id"),
-                    [r["draft_id"]],
-                    R.STAGE_JUDGE,
-                    c("model"),
-                    c("prompt_version"),
-                    c("seed"),
-                    0,
-                ),
-                "draft_id": r["draft_id"],
-                "judge": judge.name,
-                **{f: c(f) for f in ("text", "verdict", "ratings", "source")},
-                **{f: c(f) for f in ("tokens_in", "tokens_out")},
-                R.STATUS: c("status"),
-                R.REASON: c("reason"),
-                R.ERROR: c("error"),
-            }
-        )
-    return rows
+        verdict = t[judge_column(i, "verdict")].filter(present)
+        verdict = pc.fill_null(pc.if_else(pc.equal(verdict, ""), None, verdict), "none")
+        counts.judge_verdicts.setdefault(judge.name, Counter()).update(_value_counts(verdict))
+        for side in ("in", "out"):
+            counts.tokens[f"judge_{judge.name}_{side}"] += _total(
+                t[judge_column(i, f"tokens_{side}")]
+            )
+    counts.judged += int((any_judged & all_ok).sum())
+    accepted = pc.fill_null(t["accepted"], False)
+    counts.accepted += _n(accepted)
+    rejected = t.filter(pc.invert(accepted))
+    counts.rejected += _value_counts(rejected[R.REASON])
+    by_judge = rejected.filter(pc.equal(rejected["rejected_stage"], R.STAGE_JUDGE))
+    groups = by_judge.group_by(["rejected_by", R.REASON]).aggregate([([], "count_all")])
+    for g in groups.to_pylist():  # one entry per (judge, reason): a handful
+        counts.judge_rejected.setdefault(g["rejected_by"], Counter())[g[R.REASON]] += g["count_all"]
 
 
-def _accepted_row(r: dict[str, Any], judgements: list[dict[str, Any]], rnd: int) -> dict[str, Any]:
-    parents = [r["combination_id"], *(j[R.ID] for j in judgements)]
-    return {
-        **R.lineage(
-            r["draft_id"],
-            parents,
-            R.STAGE_VERDICT,
-            r["generator_model"],
-            r["generator_prompt_version"],
-            r["generation_seed"],
-            0,
-        ),
-        "combination_id": r["combination_id"],
-        "concepts": r["concepts"],
-        "level": r["level"],
-        "rationale": r["rationale"],
-        "problem": r["problem"],
-        "verdicts": json.dumps({j["judge"]: j["verdict"] for j in judgements}, sort_keys=True),
-        "round": rnd,
-    }
+def _losers(run: RunDir, files: list[str]) -> dict[int, pa.Array]:
+    """Per results file, the combination ids whose copy there is not the one to keep.
 
-
-def _rejected_row(r: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **R.lineage(
-            r["draft_id"],
-            [r["combination_id"]],
-            r["rejected_stage"],
-            r["generator_model"],
-            r["generator_prompt_version"],
-            r["generation_seed"],
-            0,
-        ),
-        "combination_id": r["combination_id"],
-        "rejected_stage": r["rejected_stage"],
-        "rejected_by": r["rejected_by"],
-        R.STATUS: r[R.STATUS],
-        R.REASON: r[R.REASON],
-        R.ERROR: r["draft_error"] if r["rejected_stage"] == R.STAGE_GENERATE else None,
-    }
-
-
-def duplicate_rejections(combos: pa.Table) -> list[dict[str, Any]]:
-    """Rejected rows for combinations dropped as duplicates before generation."""
-    rows = []
-    for c in combos.filter(pa.compute.equal(combos[R.STATUS], R.STATUS_FILTERED)).to_pylist():
-        rows.append(
-            {
-                **R.lineage(
-                    c[R.ID],
-                    [],
-                    R.STAGE_COMBINATIONS,
-                    None,
-                    None,
-                    c[R.SEED],
-                    c[R.SAMPLE_INDEX],
-                ),
-                "combination_id": c[R.ID],
-                "rejected_stage": R.STAGE_COMBINATIONS,
-                "rejected_by": None,
-                R.STATUS: R.STATUS_FILTERED,
-                R.REASON: c[R.REASON],
-                R.ERROR: None,
-            }
-        )
-    return rows
-
-
-def _count(counts: RoundCounts, r: dict[str, Any], judgements: list[dict[str, Any]]) -> None:
-    counts.drafts += 1
-    counts.tokens["generate_in"] += r["draft_tokens_in"] or 0
-    counts.tokens["generate_out"] += r["draft_tokens_out"] or 0
-    if r["draft_status"] == R.STATUS_ERROR:
-        counts.errors += 1
-    if r["draft_status"] != R.STATUS_OK:
-        counts.generate_rejected[r["draft_reason"]] += 1
-    else:
-        counts.parsed += 1
-    if judgements and all(j[R.STATUS] == R.STATUS_OK for j in judgements):
-        counts.judged += 1
-    for j in judgements:
-        counts.judge_verdicts.setdefault(j["judge"], Counter())[j["verdict"] or "none"] += 1
-        counts.tokens[f"judge_{j['judge']}_in"] += j["tokens_in"] or 0
-        counts.tokens[f"judge_{j['judge']}_out"] += j["tokens_out"] or 0
-        if j[R.STATUS] == R.STATUS_ERROR:
-            counts.errors += 1
-    if r["accepted"]:
-        counts.accepted += 1
-    else:
-        counts.rejected[r[R.REASON]] += 1
-        if r["rejected_stage"] == R.STAGE_JUDGE:
-            counts.judge_rejected.setdefault(r["rejected_by"], Counter())[r[R.REASON]] += 1
-
-
-def _winners(run: RunDir, files: list[str]) -> set[tuple[int, int]]:
-    """(file, row) positions to keep: one per combination, a finished copy over an error.
-
-    Reads only two small columns, so deciding costs little memory even at 400k rows.
+    A combination written twice (a retried error row, a retried task) keeps its first
+    finished copy, else its first copy, in file order. Reads two columns of every file.
     """
-    chosen: dict[str, tuple[int, int, bool]] = {}
-    for fi, rel in enumerate(files):
-        table = run.read_parquet_file(rel, columns=["combination_id", R.STATUS])
-        ids, statuses = table[0].to_pylist(), table[1].to_pylist()
-        for ri, (cid, status) in enumerate(zip(ids, statuses, strict=True)):
-            held = chosen.get(cid)
-            if held is None or (held[2] and status != R.STATUS_ERROR):
-                chosen[cid] = (fi, ri, status == R.STATUS_ERROR)
-    return {(fi, ri) for fi, ri, _ in chosen.values()}
+    parts = [
+        pa.table({"cid": b["combination_id"], "err": pc.equal(b[R.STATUS], R.STATUS_ERROR),
+                  "file": pa.array(np.full(b.num_rows, fi, np.int32))})
+        for fi, b in run.iter_batches(files, _KEY_COLUMNS)
+    ]  # fmt: skip
+    if not parts:
+        return {}
+    keys = pa.concat_tables(parts)
+    seen = keys.group_by("cid").aggregate([("cid", "count")])
+    repeated = seen.filter(pc.greater(seen["cid_count"], 1))["cid"]
+    if not len(repeated):
+        return {}
+    copies = keys.filter(pc.is_in(keys["cid"], value_set=repeated))
+    copies = copies.sort_by([("cid", "ascending"), ("err", "ascending"), ("file", "ascending")])
+    cid = copies["cid"].to_numpy(zero_copy_only=False)
+    later = np.concatenate([[False], cid[1:] == cid[:-1]])  # not the first copy of its id
+    lost = copies.filter(pa.array(later))
+    by_file = lost.group_by("file").aggregate([("cid", "list")]).to_pydict()
+    return {
+        f: pa.array(c, pa.string())
+        for f, c in zip(by_file["file"], by_file["cid_list"], strict=True)
+    }
+
+
+def _kept_rows(run: RunDir, files: list[str], losers: dict[int, pa.Array]) -> Iterator[pa.Table]:
+    """Every column of the rows to keep, BUILD_ROWS at a time, read concurrently."""
+    pending, rows = [], 0
+    for fi, batch in run.iter_batches(files, None):
+        if fi in losers:
+            batch = batch.filter(pc.invert(pc.is_in(batch["combination_id"], losers[fi])))
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= BUILD_ROWS:
+            yield pa.Table.from_batches(pending).combine_chunks()
+            pending, rows = [], 0
+    if rows:
+        yield pa.Table.from_batches(pending).combine_chunks()
+
+
+class CompactWriter:
+    """Buffers each output table and writes it in large files named by their row ids."""
+
+    def __init__(self, run: RunDir, round_dir: str, rows_per_file: int) -> None:
+        self.run, self.round_dir, self.rows_per_file = run, round_dir, rows_per_file
+        self.buffers: dict[str, list[pa.Table]] = {name: [] for name in OUTPUT_TABLES}
+        self.pool = ThreadPoolExecutor(MAX_WRITES_IN_FLIGHT)  # writes overlap the next reads
+        self.futures: list[Future] = []
+
+    def add(self, name: str, table: pa.Table) -> None:
+        """Buffer rows; write a file each time rows_per_file rows (or MAX_BUFFER_BYTES) wait."""
+        if table.num_rows:
+            self.buffers[name].append(table)
+        held = pa.concat_tables(self.buffers[name]) if self.buffers[name] else None
+        while held is not None and (
+            held.num_rows >= self.rows_per_file or held.nbytes >= MAX_BUFFER_BYTES
+        ):
+            rows = min(held.num_rows, self.rows_per_file)
+            if held.nbytes >= MAX_BUFFER_BYTES:  # wide rows: fewer per file, same bytes
+                rows = max(1, min(rows, held.num_rows * MAX_BUFFER_BYTES // held.nbytes))
+            self._write(name, held.slice(0, rows))
+            held = held.slice(rows)
+        self.buffers[name] = [held] if held is not None and held.num_rows else []
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        table = table.combine_chunks()
+        ids = table[R.ID].take(pc.sort_indices(table[R.ID])).to_pylist()
+        rel = posixpath.join(self.round_dir, name, f"part-{R.make_id('part', ids)}.parquet")
+        while len(self.futures) >= MAX_WRITES_IN_FLIGHT:  # bounds memory held by writes
+            self.futures.pop(0).result()
+        self.futures.append(self.pool.submit(self.run.write_table, rel, table))
+
+    def close(self) -> None:
+        """Write what is buffered and wait for every write (a failed write raises here)."""
+        for name in OUTPUT_TABLES:
+            if self.buffers[name]:
+                self._write(name, pa.concat_tables(self.buffers[name]))
+            self.buffers[name] = []
+        for f in self.futures:
+            f.result()
+        self.pool.shutdown(wait=True)
 
 
 def finalize(
@@ -292,41 +221,28 @@ def finalize(
     judges: tuple[JudgeConfig, ...],
     rnd: int,
     combos: pa.Table,
+    rows_per_file: int = ROWS_PER_FILE,
 ) -> RoundCounts:
-    """Split results into the four output tables, dropping duplicate ids; count everything."""
-    run.delete_file(f"{round_dir}/_SUCCESS.json")  # outputs are about to change
+    """Split results into the four output tables, dropping duplicate ids; count everything.
+
+    `combos` needs the id, seed, sample_index, status and reason columns. The round's
+    marker goes first (the outputs are about to change); the caller commits it again last.
+    """
+    stage_marker.begin(run, round_dir)
     for name in OUTPUT_TABLES:
         run.delete_dir(posixpath.join(round_dir, name))
+    created = R.now_iso()
     counts = RoundCounts(combinations=combos.num_rows)
-    dups = duplicate_rejections(combos)
-    for d in dups:
-        counts.rejected[d[R.REASON]] += 1
-    if dups:
-        run.write_table(
-            f"{round_dir}/rejected/part-duplicates.parquet",
-            pa.Table.from_pylist(dups, schema=REJECTED_SCHEMA),
-        )
+    writer = CompactWriter(run, round_dir, rows_per_file)
+    dups = split.duplicates_table(combos, created)
+    counts.rejected += _value_counts(dups[R.REASON])
+    writer.add("rejected", dups)
     files = run.list_files(f"{round_dir}/results", ".parquet")
-    keep = _winners(run, files)
-    for fi, rel in enumerate(files):
-        out: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTPUT_TABLES}
-        for ri, r in enumerate(run.read_parquet_file(rel).to_pylist()):
-            if (fi, ri) not in keep:
-                continue  # exactly-once: a row written twice counts once
-            judgements = _judgement_rows(r, judges)
-            _count(counts, r, judgements)
-            out["drafts"].append(_draft_row(r))
-            out["judgements"] += judgements
-            if r["accepted"]:
-                out["accepted"].append(_accepted_row(r, judgements, rnd))
-            else:
-                out["rejected"].append(_rejected_row(r))
-        part = posixpath.basename(rel)
-        for name, schema in zip(OUTPUT_TABLES, _SCHEMAS, strict=True):
-            if out[name]:
-                table = pa.Table.from_pylist(out[name], schema=schema)
-                run.write_table(f"{round_dir}/{name}/{part}", table)
+    for t in _kept_rows(run, files, _losers(run, files)) if files else ():
+        count_rows(counts, t, judges)
+        writer.add("drafts", split.drafts_table(t, created))
+        writer.add("judgements", split.judgements_table(t, judges, created))
+        writer.add("accepted", split.accepted_table(t, judges, rnd, created))
+        writer.add("rejected", split.rejected_table(t, created))
+    writer.close()
     return counts
-
-
-_SCHEMAS = (DRAFTS_SCHEMA, JUDGEMENTS_SCHEMA, ACCEPTED_SCHEMA, REJECTED_SCHEMA)

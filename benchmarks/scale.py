@@ -1,0 +1,198 @@
+"""Synthesize at 2k and 20k combinations with the rehearsal engine: where the time goes.
+
+Every engine call is the instant rehearsal stand-in (`engine: rehearsal`); everything else
+is the real synthesize job (sampling tasks, the Ray Data graph with its stages and sink,
+resume, finalize, ledger) on a local run directory with a synthetic 15.5k-concept pool.
+Each size runs in its own process (its own local Ray, so the driver's peak RSS is its own)
+and prints, per phase: seconds, ms per combination, driver peak RSS, and the objects
+written with their sizes; then the same round re-run when finished (the no-op) and re-run
+with its marker removed (nothing left to generate: combinations + resume + finalize again),
+side by side across sizes. Not a timed test: on a shared 2-core machine read the ratios.
+
+    .venv/bin/python benchmarks/scale.py                 # 2,000 and 20,000 combinations
+    .venv/bin/python benchmarks/scale.py --sizes 2000    # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PHASES = ("resolve_pool", "ensure_combinations", "pending_combinations", "build_pipeline")
+PHASES += ("write_rows", "finalize")
+LABELS = {
+    "resolve_pool": "read pool",
+    "ensure_combinations": "sample + write + read combinations",
+    "pending_combinations": "resume: done ids (id/status columns)",
+    "build_pipeline": "build the lazy graph (processors)",
+    "write_rows": "Ray Data graph: generate, judge x2, sink",
+    "finalize": "finalize (2 parallel passes, compacted writes)",
+    "rest": "preflight, config, ledger, stats, marker",
+}
+
+
+def _timed_phases(job, seconds: dict[str, float]) -> None:
+    """Wrap the job module's phase functions so each call adds to `seconds`."""
+    for name in PHASES:
+        fn = getattr(job, name)
+
+        def timed(*args, _fn=fn, _name=name, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return _fn(*args, **kwargs)
+            finally:
+                seconds[_name] += time.perf_counter() - t0
+
+        setattr(job, name, timed)
+
+
+def _objects(root: Path) -> dict[str, list[int]]:
+    """[count, bytes] of the files in each folder of the round (and the run's top files)."""
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for path in root.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(root).parts
+            key = rel[2] if rel[:1] == ("synthesis",) and len(rel) > 3 else "/".join(rel[:-1])
+            out[key or "."][0] += 1
+            out[key or "."][1] += path.stat().st_size
+    return dict(out)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def one_size(n: int, run_dir: Path, num_cpus: int, block_rows: int) -> dict:
+    """Run the round, then re-run it finished, then with its marker removed; return figures."""
+    import ray
+
+    from promptcot_ray.config import SynthesizeConfig, load_config
+    from promptcot_ray.rehearsal import rehearsed
+    from promptcot_ray.synthesis import job
+
+    sets = [f"storage.run_dir={run_dir}", "pool.source=run"]
+    sets += [f"combinations.num_combinations={n}", f"checkpoint_rows={block_rows}"]
+    cfg = rehearsed(load_config(SynthesizeConfig, REPO / "jobs/configs/local.yaml", sets))
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    seconds: dict[str, float] = defaultdict(float)
+    _timed_phases(job, seconds)
+    t0 = time.perf_counter()
+    summary = job.run(cfg)
+    total = time.perf_counter() - t0
+    first = {**seconds, "rest": total - sum(seconds.values()), "total": total}
+    rss_first = _rss_mb()
+    objects = _objects(run_dir)
+    t0 = time.perf_counter()
+    job.run(cfg)  # finished round: the marker alone
+    noop = time.perf_counter() - t0
+    (run_dir / "synthesis/round-0/_SUCCESS.json").unlink()
+    seconds.clear()
+    t0 = time.perf_counter()
+    job.run(cfg)  # nothing to generate: sampling read back, resume, finalize again
+    refinal = {**seconds, "total": time.perf_counter() - t0}
+    ray.shutdown()
+    c = summary.counts
+    return {
+        "n": n,
+        "first": first,
+        "noop": noop,
+        "refinalize": refinal,
+        "rss_mb": rss_first,
+        "rss_mb_end": _rss_mb(),
+        "objects": objects,
+        "accepted": c.accepted,
+        "drafts": c.drafts,
+        "duplicates": c.combinations - c.drafts,
+    }
+
+
+def _pool_dir(concepts: int) -> Path:
+    """A run directory holding only a synthetic pool (built once, copied into each run)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from sampler import synthetic_pool
+
+    from promptcot_ray.concepts.store import write_pool
+    from promptcot_ray.storage import RunDir
+
+    base = Path(tempfile.mkdtemp(prefix="scale-pool-"))
+    pool, _ = synthetic_pool(concepts, 64, concepts * 3 // 10, 50, seed=0)
+    write_pool(RunDir(str(base)), pool, source="benchmarks/scale.py synthetic")
+    return base
+
+
+def _print(results: list[dict]) -> None:
+    sizes = [r["n"] for r in results]
+    head = "".join(f"{n:>12,}" for n in sizes)
+    print(f"\n{'phase (seconds)':<50}{head}")
+    for phase in (*PHASES, "rest", "total"):
+        row = "".join(f"{r['first'].get(phase, 0.0):>12.2f}" for r in results)
+        print(f"{LABELS.get(phase, phase):<50}{row}")
+    print(f"{'ms per combination':<50}" + "".join(
+        f"{1000 * r['first']['total'] / r['n']:>12.2f}" for r in results))  # fmt: skip
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        marginal = 1000 * (b["first"]["total"] - a["first"]["total"]) / (b["n"] - a["n"])
+        print(f"{'marginal ms per combination (first -> last size)':<50}{marginal:>12.2f}")
+    print(f"{'driver peak RSS, MB':<50}" + "".join(f"{r['rss_mb']:>12.0f}" for r in results))
+    counts = [f"{r['accepted']}/{r['drafts']}/{r['duplicates']}" for r in results]
+    label = "accepted / drafts / duplicate combinations"
+    print(f"{label:<50}" + "".join(f"{c:>12}" for c in counts))
+    print(f"\n{'re-run (seconds)':<50}{head}")
+    print(f"{'finished round (no-op: marker only)':<50}" + "".join(
+        f"{r['noop']:>12.3f}" for r in results))  # fmt: skip
+    print(f"{'marker removed: nothing to generate, total':<50}" + "".join(
+        f"{r['refinalize']['total']:>12.2f}" for r in results))  # fmt: skip
+    for phase in ("ensure_combinations", "pending_combinations", "finalize"):
+        print(f"{'  ' + LABELS[phase]:<50}" + "".join(
+            f"{r['refinalize'].get(phase, 0.0):>12.2f}" for r in results))  # fmt: skip
+    print(f"\n{'objects written: files / MB':<50}{head}")
+    for key in sorted({k for r in results for k in r["objects"]}):
+        cells = [r["objects"].get(key, [0, 0]) for r in results]
+        print(f"{key:<50}" + "".join(f"{c[0]:>5} /{c[1] / 1e6:>5.1f}" for c in cells))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--concepts", type=int, default=15_500)
+    parser.add_argument("--num-cpus", type=int, default=8, help="logical CPUs for local Ray")
+    parser.add_argument("--block-rows", type=int, default=256, help="checkpoint_rows (400k's)")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # child process: one size, JSON on the last line
+        result = one_size(args.one, Path(args.run_dir), args.num_cpus, args.block_rows)
+        print(json.dumps(result))
+        return
+    t0 = time.perf_counter()
+    pool_dir = _pool_dir(args.concepts)
+    print(f"synthetic pool of {args.concepts:,} concepts in {time.perf_counter() - t0:.1f} s")
+    results = []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_DEDUP_LOGS": "0"}
+    for n in args.sizes:
+        run_dir = Path(tempfile.mkdtemp(prefix=f"scale-{n}-"))
+        shutil.copytree(pool_dir / "concepts", run_dir / "concepts")
+        cmd = [sys.executable, __file__, "--one", str(n), "--run-dir", str(run_dir)]
+        cmd += ["--num-cpus", str(args.num_cpus), "--block-rows", str(args.block_rows)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if done.returncode:
+            sys.exit(f"size {n} failed:\n{done.stderr[-4000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"{n:,} combinations: {results[-1]['first']['total']:.1f} s", flush=True)
+    shutil.rmtree(pool_dir, ignore_errors=True)
+    _print(results)
+
+
+if __name__ == "__main__":
+    main()
