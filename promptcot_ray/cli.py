@@ -8,10 +8,28 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from promptcot_ray.config import ConfigError, load_config
+from promptcot_ray.errors import Interrupted, UserError
+
+
+class _Commands(TyperGroup):
+    """Every command's user errors end here: one line, exit 2; a bug keeps its traceback.
+    A stop request (SIGTERM, Ctrl-C) prints how to resume and exits 128 + the signal."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            _fail(str(exc))
+        except Interrupted as exc:
+            typer.secho(f"error: {exc.reason}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(exc.exit_code) from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="PromptCoT problem synthesis on Ray: concept combinations -> vLLM generator -> "
     "LLM judges -> accepted problems, in a resumable run directory (local path or s3://).",
     no_args_is_help=True,
@@ -56,18 +74,15 @@ def _run_job(job: str, config: Path | None, overrides: list[str] | None, verbose
     """Load the job's config, connect to Ray, run it; known failures exit 2 with a message."""
     import importlib
 
+    from promptcot_ray.guarded import run_guarded
     from promptcot_ray.job_configs import JOB_CONFIGS, JOB_MODULES
-    from promptcot_ray.ray_runtime import connected
-    from promptcot_ray.storage import StorageError
 
     _setup_logging(verbose)
     module = importlib.import_module(JOB_MODULES[job])
-    expected = (ConfigError, StorageError, *getattr(module, "EXPECTED_ERRORS", ()))
-    try:
-        cfg = load_config(JOB_CONFIGS[job], config, overrides or [])
-        with connected(cfg.ray):
-            return module.run(cfg)
-    except expected as exc:
+    cfg = load_config(JOB_CONFIGS[job], config, overrides or [])  # UserErrors: _Commands
+    try:  # preflight, cluster check, lease, signals
+        return run_guarded(cfg, module.run)
+    except getattr(module, "EXPECTED_ERRORS", ()) as exc:
         _fail(str(exc))
 
 
@@ -121,10 +136,10 @@ def pipeline(
     command after any failure resumes at the first unfinished stage (and inside it, where the
     job left off); an edited stage config re-runs that stage and every later one.
     """
+    from promptcot_ray.guarded import run_guarded
     from promptcot_ray.pipeline.config import PipelineConfig
     from promptcot_ray.pipeline.job import PipelineError, listing, plan
     from promptcot_ray.pipeline.job import run as run_pipeline
-    from promptcot_ray.ray_runtime import connected
     from promptcot_ray.storage import RunDir, StorageError
     from promptcot_ray.summary import print_pipeline_summary
 
@@ -138,8 +153,7 @@ def pipeline(
             for line in listing(cfg, run_dir):  # `complete`, or `to do (why)`
                 typer.echo(line)
             return
-        with connected(cfg.ray):
-            summary = run_pipeline(cfg, from_stage, only)
+        summary = run_guarded(cfg, lambda c: run_pipeline(c, from_stage, only))
     except (ConfigError, StorageError, PipelineError) as exc:
         _fail(str(exc))
     print_pipeline_summary(summary)

@@ -23,10 +23,11 @@ from pydantic import (
 )
 
 from promptcot_ray import benchmarks
+from promptcot_ray.errors import UserError
 from promptcot_ray.records import LEVELS
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that cannot be used; the message names the key and the fix."""
 
 

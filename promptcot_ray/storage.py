@@ -25,6 +25,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from promptcot_ray.config import StorageConfig
+from promptcot_ray.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ READ_OPTIONS = {"use_threads": True, "fragment_readahead": 32, "batch_readahead"
 READ_IO_THREADS = 32
 
 
-class StorageError(RuntimeError):
+class StorageError(UserError, RuntimeError):
     """The run directory cannot be used (wrong endpoint, missing bucket, no permission)."""
 
 

@@ -64,7 +64,23 @@ def _read_jsonl(folder: RunDir, name: str) -> list[dict[str, Any] | str]:
 
 
 def read_seed_rows(src: SeedSource, storage: StorageConfig) -> list[dict[str, Any] | str]:
-    """Raw seed rows from the configured source (malformed lines come back as strings)."""
+    """Raw seed rows from the configured source (malformed lines come back as strings); an
+    empty source, or one where no row has the problem column, is a ConfigError naming it."""
+    rows = _raw_seed_rows(src, storage)
+    where = src.path or f"Hugging Face dataset {src.hf_dataset}"
+    if not rows:
+        raise ConfigError(f"seeds: {where} is empty (no rows)")
+    objects = [r for r in rows if isinstance(r, dict)]
+    if objects and not any(src.problem_column in r for r in objects):
+        found = list(dict.fromkeys(k for r in objects[:200] for k in r))
+        raise ConfigError(
+            f"seeds: {where} has no column {src.problem_column!r}; columns found: {found} "
+            "(set seeds.problem_column to one of them)"
+        )
+    return rows
+
+
+def _raw_seed_rows(src: SeedSource, storage: StorageConfig) -> list[dict[str, Any] | str]:
     if src.hf_dataset:
         import datasets
 

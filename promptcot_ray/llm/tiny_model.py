@@ -12,7 +12,14 @@ import json
 import logging
 from pathlib import Path
 
+from promptcot_ray.errors import UserError
+
 logger = logging.getLogger(__name__)
+
+
+class TinyModelError(UserError):
+    """The tiny model cannot be written where asked (the path is a file, or not writable)."""
+
 
 SPECIAL_TOKENS = {
     "bos": "<|begin|>",
@@ -94,7 +101,12 @@ def build_tiny_model(
     from transformers import LlamaConfig, LlamaForCausalLM
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise TinyModelError(f"{out} is a file; give a folder to write the model into")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a parent is a file, or no permission
+        raise TinyModelError(f"cannot create {out}: {exc.strerror or exc}") from None
     tokenizer = build_tokenizer(vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),

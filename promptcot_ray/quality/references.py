@@ -53,6 +53,8 @@ def load_benchmark(src: BenchmarkSource, storage: StorageConfig) -> list[Referen
             src.name,
             src.id_column,
         )
+    if not rows:
+        raise ConfigError(f"benchmarks[{src.name}]: {src.path or src.hf_dataset} is empty")
     refs = []
     for i, row in enumerate(rows):
         if src.problem_column not in row:

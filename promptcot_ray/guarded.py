@@ -1,0 +1,41 @@
+"""How the CLI runs a job: check, connect, check the cluster, take the lease, run.
+
+Every job command (and the pipeline) goes through `run_guarded`, so each gets the same
+order: offline preflight (seconds) -> Ray -> cluster resources -> the run directory's
+writer lease -> the job, with SIGTERM/Ctrl-C turned into a clean stop that says how to
+resume. Nothing is written into the run directory before the lease is held.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from promptcot_ray import preflight
+from promptcot_ray.interrupts import request_stop, stop_on_signals
+from promptcot_ray.lease import Lease
+from promptcot_ray.storage import RunDir
+
+
+def run_guarded(
+    cfg: Any, job: Callable[[Any], Any], on_held: Callable[[RunDir], None] | None = None
+) -> Any:
+    """Run `job(cfg)` after every check; Ray is connected only for the job's duration.
+    `on_held` runs once the lease is held: checks that write into the run directory."""
+    from promptcot_ray.ray_runtime import _job_address, connected
+
+    pools = preflight.check_config(cfg)
+    run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
+    with connected(cfg.ray):
+        local = cfg.ray.address is None and _job_address() is None  # our own local Ray
+        preflight.check_cluster(pools, fixed=local)
+        with stop_on_signals(run_dir.uri), Lease(run_dir, _command(), on_lost=request_stop):
+            if on_held is not None:
+                on_held(run_dir)
+            return job(cfg)
+
+
+def _command() -> str:
+    """What the holder runs, for the message a refused second driver prints."""
+    return " ".join(sys.argv[:3])[:120]
