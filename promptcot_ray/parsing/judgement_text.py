@@ -125,15 +125,21 @@ def mentions(line: str) -> list[tuple[str, str, int, bool]]:
 
 
 def _drop_example_spans(line: str) -> str:
-    """Remove quoted or backticked labelled spans from a prose line: examples, not answers."""
-    if not _SPAN_RE.search(line) or not re.search(r"[A-Za-z]", _SPAN_RE.sub(" ", line)):
-        return line
+    """Remove quoted or backticked labelled spans that follow prose: examples, not answers.
 
-    def keep(span: re.Match[str]) -> str:
+    "lines like `Format: Perfect - why`" quotes the format; a line that starts with a span
+    ("- `Format: Perfect` - clean") is an answer written in code style, and is kept.
+    """
+    kept, done, after_prose = [], 0, False
+    for span in _SPAN_RE.finditer(line):
+        gap = line[done : span.start()]
+        after_prose = after_prose or bool(
+            re.search(r"[A-Za-z]", normalize(gap) if not done else gap)
+        )
         labelled = any(value for _, value, _, _ in mentions(normalize(span[0][1:-1])))
-        return " " if labelled else span[0]
-
-    return _SPAN_RE.sub(keep, line)
+        kept += [gap, " " if after_prose and labelled else span[0]]
+        done = span.end()
+    return "".join(kept) + line[done:] if kept else line
 
 
 def _cells(row: str) -> list[str]:

@@ -508,6 +508,14 @@ READ = [
     ("score_out_of_five", HEADINGS_BAD_FACTS.replace("Rating: Bad", "Rating: 2/5"), None, UNKNOWN),
     ("llama_chatty_prose_then_bullets", LLAMA_CHATTY, "perfect", None),
     (
+        "answer_lines_in_code_style",
+        "- `Format: Perfect` - clean\n- `Factual accuracy: Perfect` - correct\n"
+        "- `Difficulty alignment: Acceptable` - easy\n- `Concept coverage: Perfect` - used\n"
+        "- `Solvability: Bad` - two answers\n\n`Verdict: bad`",
+        "bad",
+        None,
+    ),
+    (
         "bad_known_though_a_criterion_is_missing",
         "Factual accuracy: Bad - the triangle cannot exist.\nSolvability: Bad - so no answer.\n"
         "Verdict: bad",
@@ -563,4 +571,4 @@ DEGENERATE = {
 @pytest.mark.parametrize("reply", list(DEGENERATE.values()), ids=list(DEGENERATE))
 def test_degenerate_replies_are_rejected_quickly(reply: str) -> None:
     parsed = parse_judgement(reply)
-    assert parsed.verdict is None and parsed.reason in (MISSING, UNPARSEABLE)
+    assert parsed.verdict is None and parsed.reason in (MISSING, UNKNOWN, UNPARSEABLE)
