@@ -303,6 +303,14 @@ class SynthesizeConfig(_Frozen):
         "separately. `quality: {}` uses the defaults (benchmarks from Hugging Face).",
     )
 
+    @field_validator("generator", mode="before")
+    @classmethod
+    def _as_generator(cls, value: Any) -> Any:
+        """A plain LLMConfig is taken as a generator: the fields it set, generator defaults."""
+        if isinstance(value, LLMConfig) and not isinstance(value, GeneratorConfig):
+            return value.model_dump(exclude_unset=True)
+        return value
+
     @model_validator(mode="after")
     def _check_judges(self) -> SynthesizeConfig:
         names = [j.name for j in self.judges]

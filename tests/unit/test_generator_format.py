@@ -137,3 +137,21 @@ def test_raw_scoring_uses_the_raw_prompt(llama_like):
 def test_rationales_config_names_the_generator_format():
     cfg = RationalesConfig(writer={"model": "w"}, generator_prompt_format="raw")
     assert cfg.generator_prompt_format == "raw"
+
+
+def test_stop_ids_need_no_tokenizer_off_vllm():
+    from promptcot_ray.llm.stops import stop_ids_for
+
+    hosted = GeneratorConfig(model="no/such-model", engine="openai", base_url="http://h/v1")
+    assert stop_ids_for(hosted, "chat", None) == []
+
+
+def test_a_plain_llm_config_becomes_a_generator_with_generator_defaults():
+    from promptcot_ray.config import LLMConfig
+
+    cfg = SynthesizeConfig(
+        generator=LLMConfig(model="g", temperature=0.7),
+        judges=[{"name": "a", "llm": {"model": "j"}}],
+    )
+    assert isinstance(cfg.generator, GeneratorConfig)
+    assert (cfg.generator.temperature, cfg.generator.top_p) == (0.7, 1.0)
