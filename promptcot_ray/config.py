@@ -546,6 +546,8 @@ def _format_validation_error(err: ValidationError) -> str:
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"]) or "<root>"
         lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r:.80})")
+    if len(lines) == 1:  # the usual case: one line, like every other user error
+        return "invalid config: " + lines[0].strip()
     return "invalid config:\n" + "\n".join(lines)
 
 
