@@ -52,6 +52,15 @@ def read_folder(run: RunDir, rel: str, columns: list[str] | None = None) -> pa.T
     return read_files(run, files, columns) if files else None
 
 
+def rows_with_ids(run: RunDir, rel: str, ids: pa.Array, columns: list[str]) -> pa.Table:
+    """Only the rows of `rel` whose id is in `ids`: long texts are read for the picked rows
+    alone (pyarrow applies the filter while it scans, file by file in parallel)."""
+    files = [run.path(f) for f in run.list_files(rel, ".parquet")]
+    dataset = pads.dataset(files, filesystem=run.fs, format="parquet")
+    table = dataset.to_table(columns=columns, filter=pads.field(R.ID).isin(ids))
+    return distinct_ids(table)
+
+
 def distinct_ids(table: pa.Table, column: str = R.ID) -> pa.Table:
     """One row per id (a resumed stage may hold a row twice): the first of each id."""
     index = pa.array(range(table.num_rows), pa.int64())
@@ -98,17 +107,17 @@ def confident_labels(run: RunDir) -> pa.Table:
     return table.filter(ok)
 
 
-def sft_rows(run: RunDir) -> pa.Table:
+def sft_rows(run: RunDir, columns: list[str] | None = None) -> pa.Table:
     """distill/sft: the students' prompt/completion rows."""
-    table = read_folder(run, SFT_DIR)
+    table = read_folder(run, SFT_DIR, columns)
     if table is None or not table.num_rows:
         raise ExportError(f"no distillation rows in {run.uri_of(SFT_DIR)}: run distill first")
     return distinct_ids(table)
 
 
-def solutions(run: RunDir) -> pa.Table:
+def solutions(run: RunDir, columns: list[str] | None = None) -> pa.Table:
     """distill/solutions: every teacher sample with its checked answer or rejection reason."""
-    table = read_folder(run, SOLUTIONS_DIR)
+    table = read_folder(run, SOLUTIONS_DIR, columns)
     if table is None or not table.num_rows:
         raise ExportError(f"no teacher solutions in {run.uri_of(SOLUTIONS_DIR)}: run distill")
     return distinct_ids(table)

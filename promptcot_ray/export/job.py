@@ -18,9 +18,9 @@ import yaml
 
 from promptcot_ray import records as R
 from promptcot_ray.config import StorageConfig
-from promptcot_ray.export import card, inputs, rows, writers
+from promptcot_ray.distill.job import SFT_DIR, SOLUTIONS_DIR
+from promptcot_ray.export import card, inputs, pairs, rows, writers
 from promptcot_ray.export.inputs import ExportError, FinalProblems
-from promptcot_ray.export.pairs import pairs_table
 from promptcot_ray.prompts import solve as solve_prompt
 from promptcot_ray.storage import RunDir, StorageError
 
@@ -75,13 +75,29 @@ def build(run: RunDir, fmt: str, data_source: str, final: FinalProblems) -> pa.T
         return rows.verl_table(labelled, data_source, instruction)
     if fmt == "openrlhf":
         return rows.openrlhf_table(labelled, instruction)
-    from promptcot_ray.evaluate.grading import GradingPool
+    return _pairs(run, labelled, instruction)
 
-    pool = GradingPool(processes=1, timeout_s=5.0)
+
+def _pairs(run: RunDir, labelled: pa.Table, instruction: str) -> pa.Table:
+    """Pick the pairs on the small columns, then read only the picked rows' texts."""
+    from promptcot_ray.evaluate.grading import DEFAULT_TIMEOUT_S, GradingPool
+
+    pool = GradingPool(processes=1, timeout_s=DEFAULT_TIMEOUT_S)
     try:
-        return pairs_table(labelled, inputs.sft_rows(run), inputs.solutions(run), instruction, pool)
+        sft = inputs.sft_rows(run, pairs.SFT_KEYS)
+        picked = pairs.pick_pairs(labelled, sft, inputs.solutions(run, pairs.SOLUTION_KEYS), pool)
     finally:
         pool.close()
+    chosen = inputs.rows_with_ids(
+        run, SFT_DIR, picked["chosen_sft_id"].combine_chunks(), [R.ID, "completion"]
+    )
+    rejected = inputs.rows_with_ids(
+        run,
+        SOLUTIONS_DIR,
+        picked["rejected_id"].combine_chunks(),
+        [R.ID, "text", "think_opened_by_prompt"],
+    )
+    return pairs.pairs_table(picked, chosen, rejected, instruction)
 
 
 def export_ids(table: pa.Table, fmt: str) -> list[str]:

@@ -48,10 +48,15 @@ def disagreeing(candidates: pa.Table, grader: GradingPool) -> pa.Array:
     return differs.take(pc.index_in(mine, value_set=keyed))
 
 
-def pairs_table(
-    labelled: pa.Table, sft: pa.Table, solutions: pa.Table, instruction: str, grader: GradingPool
+# The small columns that decide the pairs; the long texts are read for the picked rows only.
+SFT_KEYS = [R.ID, "problem_id", "solution_id", "tokens_out"]
+SOLUTION_KEYS = [R.ID, "problem_id", R.STATUS, "answer", R.MODEL]
+
+
+def pick_pairs(
+    labelled: pa.Table, sft: pa.Table, solutions: pa.Table, grader: GradingPool
 ) -> pa.Table:
-    """One (prompt, chosen, rejected) row per labelled problem that has both kinds."""
+    """Per labelled problem with both kinds: the chosen SFT row and the rejected solution."""
     chosen = first_per_key(
         sft, "problem_id", [("tokens_out", "ascending"), ("solution_id", "ascending")]
     )
@@ -62,24 +67,22 @@ def pairs_table(
     sols = sols.filter(pc.not_equal(sols["answer"], sols["label"]))  # equal strings agree
     rejected = sols.filter(disagreeing(sols, grader)) if sols.num_rows else sols
     rejected = first_per_key(rejected, "problem_id", [(R.ID, "ascending")])
-    # problems with a chosen and a rejected solution, in the final problems' order
+    chosen_ids = chosen["problem_id"].combine_chunks()
+    rejected_ids = rejected["problem_id"].combine_chunks()
     has_both = pc.and_(
-        pc.is_in(labelled[R.ID], value_set=chosen["problem_id"].combine_chunks()),
-        pc.is_in(labelled[R.ID], value_set=rejected["problem_id"].combine_chunks()),
+        pc.is_in(labelled[R.ID], value_set=chosen_ids),
+        pc.is_in(labelled[R.ID], value_set=rejected_ids),
     )
-    problems = labelled.filter(has_both)
-    c = chosen.take(pc.index_in(problems[R.ID], value_set=chosen["problem_id"].combine_chunks()))
-    r = rejected.take(
-        pc.index_in(problems[R.ID], value_set=rejected["problem_id"].combine_chunks())
-    )
+    problems = labelled.filter(has_both)  # in the final problems' order
+    c = chosen.take(pc.index_in(problems[R.ID], value_set=chosen_ids))
+    r = rejected.take(pc.index_in(problems[R.ID], value_set=rejected_ids))
     return pa.table(
         {
             R.ID: problems[R.ID],
-            "prompt": messages(("user", solve_text(problems["problem"], instruction))),
-            "chosen": messages(("assistant", c["completion"])),
-            "rejected": messages(("assistant", completion_text(r))),
+            "problem": problems["problem"],
             "label": problems["label"],
             "rejected_answer": r["answer"],
+            "chosen_sft_id": c[R.ID],
             "chosen_id": c["solution_id"],
             "rejected_id": r[R.ID],
             "model": r[R.MODEL],
@@ -87,3 +90,18 @@ def pairs_table(
             "confidence": problems["confidence"],
         }
     )
+
+
+def pairs_table(
+    picked: pa.Table, chosen_text: pa.Table, rejected_text: pa.Table, instruction: str
+) -> pa.Table:
+    """(prompt, chosen, rejected) chats; `*_text` hold the picked rows' texts by id."""
+    c = chosen_text.take(pc.index_in(picked["chosen_sft_id"], value_set=chosen_text[R.ID]))
+    r = rejected_text.take(pc.index_in(picked["rejected_id"], value_set=rejected_text[R.ID]))
+    chats = {
+        "prompt": messages(("user", solve_text(picked["problem"], instruction))),
+        "chosen": messages(("assistant", c["completion"])),
+        "rejected": messages(("assistant", completion_text(r))),
+    }
+    rest = picked.drop_columns(["problem", "chosen_sft_id"])
+    return pa.table({R.ID: rest[R.ID], **chats, **{n: rest[n] for n in rest.schema.names[1:]}})

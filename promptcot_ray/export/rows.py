@@ -15,7 +15,8 @@ import pyarrow.json as pajson
 
 from promptcot_ray import records as R
 
-MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
+# large_string: a column of 300k long-CoT solutions passes the 2 GiB of 32-bit string offsets
+MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.large_string())])
 MESSAGES_TYPE = pa.list_(MESSAGE_TYPE)
 ABILITY = "math"
 REWARD_STYLE = "rule"  # verl: the reward is computed by a rule from ground_truth
@@ -33,7 +34,9 @@ def messages(*turns: tuple[str, pa.ChunkedArray]) -> pa.ListArray:
     """One chat per row from (role, content column) turns, in that order."""
     n, k = len(turns[0][1]), len(turns)
     roles = pa.concat_arrays([pa.repeat(pa.scalar(role), n) for role, _ in turns])
-    contents = pa.concat_arrays([pa.chunked_array(c).combine_chunks() for _, c in turns])
+    contents = pa.concat_arrays(
+        [pa.chunked_array(c).cast(pa.large_string()).combine_chunks() for _, c in turns]
+    )
     # turn t of row i sits at t * n + i: take them row by row
     order = pa.array((np.arange(k)[None, :] * n + np.arange(n)[:, None]).ravel())
     flat = pa.StructArray.from_arrays(
@@ -68,9 +71,9 @@ def parse_messages(column: pa.ChunkedArray) -> pa.Array:
     if not len(column):
         return pa.array([], MESSAGES_TYPE)
     lines = pc.binary_join_element_wise(pa.scalar('{"m":'), column, pa.scalar("}"), "")
-    lines = pa.chunked_array(lines).combine_chunks()
-    one_list = pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines)
-    buffer = pc.binary_join(one_list, "\n")[0].as_buffer()
+    lines = pa.chunked_array(lines).cast(pa.large_string()).combine_chunks()
+    one_list = pa.LargeListArray.from_arrays(pa.array([0, len(lines)], pa.int64()), lines)
+    buffer = pc.binary_join(one_list, pa.scalar("\n", pa.large_string()))[0].as_buffer()
     schema = pa.schema([("m", MESSAGES_TYPE)])
     options = pajson.ParseOptions(explicit_schema=schema)
     table = pajson.read_json(io.BytesIO(buffer.to_pybytes()), parse_options=options)

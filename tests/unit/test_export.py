@@ -283,3 +283,21 @@ def test_push_to_hub_uploads_the_export_folder_as_a_dataset(run_root, tmp_path):
     assert (Path(uploaded["folder_path"]) / "README.md").exists()
     with pytest.raises(ValueError, match="local folder"):
         push_to_hub(RunDir("s3://bucket/x"), "me/x", private=False, api=hub, message="m")
+
+
+@pytest.mark.integration  # talks HTTP to the moto S3 server fixture on 127.0.0.1 (no Ray)
+def test_an_s3_run_exports_into_the_bucket(run_root, s3_env):
+    uri = f"s3://{s3_env['bucket']}/runs/r1"
+    s3 = RunDir(uri)
+    for path in sorted(run_root.rglob("*")):
+        if path.is_file():
+            s3.write_bytes(path.relative_to(run_root).as_posix(), path.read_bytes())
+    dest = f"s3://{s3_env['bucket']}/exports/verl"
+    summary = export_run(uri, "verl", dest)
+    out = RunDir(dest)
+    manifest = out.read_json("export.json")
+    assert manifest["rows"] == summary.rows == 2 and manifest["run_dir"] == uri
+    rows = out.read_table("data").to_pylist()
+    assert sorted(r["extra_info"]["id"] for r in rows) == sorted(confident(run_root))
+    assert sorted(manifest["ids"]) == sorted(confident(run_root))
+    assert out.read_text("README.md").startswith("---\n")
