@@ -96,6 +96,7 @@ cleanup() {
   for pid in "${pids[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  rm -f "${token:-}"  # the token dies with the allocation
 }
 trap cleanup EXIT
 
