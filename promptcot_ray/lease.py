@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promptcot_ray.errors import UserError
-from promptcot_ray.storage import RunDir
+from promptcot_ray.storage import RunDir, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,17 @@ class Lease:
 
     def acquire(self) -> None:
         """Take the lease or raise RunDirBusy naming the live holder; start the heartbeat."""
+        try:
+            self._take()
+        except OSError as exc:  # pyarrow's S3 and local errors: the run dir is unusable
+            raise StorageError(
+                f"cannot take the writer lease {self.run.uri_of(LEASE_FILE)}: {exc}"
+            ) from None
+        self._thread = threading.Thread(target=self._heartbeat, name="run-lease", daemon=True)
+        self._thread.start()
+        logger.info("holding the writer lease of %s", self.run.uri)
+
+    def _take(self) -> None:
         other = self.current()
         if other and other.get("token") != self.holder["token"]:
             if not self._holder_gone(other):
@@ -131,9 +142,6 @@ class Lease:
         now = self.current()
         if not now or now.get("token") != self.holder["token"]:
             raise self._busy(now or {})
-        self._thread = threading.Thread(target=self._heartbeat, name="run-lease", daemon=True)
-        self._thread.start()
-        logger.info("holding the writer lease of %s", self.run.uri)
 
     def _busy(self, other: dict[str, Any]) -> RunDirBusy:
         return RunDirBusy(
