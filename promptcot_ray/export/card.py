@@ -162,7 +162,7 @@ def render(facts: CardFacts) -> str:
         "",
     ]
     out += _decontamination_lines(facts.decontamination)
-    out += ["## Levels", "", "| level | problems |", "|---|---:|"]
+    out += ["## Levels of the final problems", "", "| level | problems |", "|---|---:|"]
     out += [f"| {k} | {v} |" for k, v in facts.levels.items()] + [""]
     out += ["## Columns", "", ", ".join(f"`{c}`" for c in facts.columns), ""]
     out += ["Lineage columns (on every problem):", ""]
