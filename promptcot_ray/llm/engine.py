@@ -128,13 +128,44 @@ def build_processor(
         tokenize_stage={"enabled": cfg.tokenizer_stages, **helper_stage},
         detokenize_stage={"enabled": cfg.tokenizer_stages, **helper_stage},
     )
-    return ray_build_processor(
+    processor = ray_build_processor(
         config,
-        preprocess=preprocess,
-        postprocess=postprocess,
+        preprocess=_ParkModel(preprocess),
+        postprocess=_RestoreModel(postprocess),
         preprocess_map_kwargs=helper_stage,
         postprocess_map_kwargs=helper_stage,
     )
+    return lambda ds: processor(ds).map(_RestoreModel(None), num_cpus=HELPER_STAGE_CPUS)
+
+
+# ray.data.llm reads a row's `model` as a LoRA adapter to load whenever it differs from the
+# engine's model_source; ours is the lineage column (a `run:` name as written, never the
+# resolved path), so it rides through the engine under another name.
+_PARKED_MODEL = "__lineage_model__"
+
+
+class _ParkModel:
+    def __init__(self, preprocess: RowFn) -> None:
+        self.preprocess = preprocess
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = self.preprocess(row)
+        if "model" in out:
+            out[_PARKED_MODEL] = out.pop("model")
+        return out
+
+
+class _RestoreModel:
+    """Before postprocess, and after it for rows that skipped it (engine errors)."""
+
+    def __init__(self, postprocess: RowFn | None) -> None:
+        self.postprocess = postprocess
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        if _PARKED_MODEL in row:
+            row = {**row, "model": row[_PARKED_MODEL]}
+            del row[_PARKED_MODEL]
+        return self.postprocess(row) if self.postprocess is not None else row
 
 
 class _ToChatPayload:

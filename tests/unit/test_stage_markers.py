@@ -210,3 +210,22 @@ def test_samples_of_a_retrained_run_model_are_not_mixed_with_the_old_ones(tmp_pa
     assert retrained.model == llm.model
     with pytest.raises(ConfigError, match="export"):
         check_generation_settings(run, "eval/student/generations", retrained, "")
+
+
+def test_the_lineage_model_column_rides_through_the_engine_under_another_name():
+    """ray.data.llm loads a row's `model` as a LoRA adapter when it differs from the engine's
+    model (a run: name as written always does): it is parked, then restored."""
+    from promptcot_ray.llm.engine import _ParkModel, _RestoreModel
+
+    def build(row):
+        return {**row, "messages": [{"role": "user", "content": "hi"}]}
+
+    def collect(row):
+        return {R.ID: row[R.ID], R.MODEL: row[R.MODEL], "text": row["generated_text"]}
+
+    request = _ParkModel(build)({R.ID: "a", R.MODEL: "run:models/gen/final"})
+    assert R.MODEL not in request  # what the vLLM stage sees
+    ok = _RestoreModel(collect)({**request, "generated_text": "4"})
+    assert ok == {R.ID: "a", R.MODEL: "run:models/gen/final", "text": "4"}
+    failed = _RestoreModel(None)({**request, "__inference_error__": "boom"})  # skipped post
+    assert failed[R.MODEL] == "run:models/gen/final"
