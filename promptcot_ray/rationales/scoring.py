@@ -27,9 +27,9 @@ _PARKED_PROMPT = "_sft_prompt"
 
 @lru_cache(maxsize=4)
 def _tokenizer(model: str) -> Any:
-    from transformers import AutoTokenizer
+    from promptcot_ray.llm.stops import load_tokenizer  # knows the rehearsal model too
 
-    return AutoTokenizer.from_pretrained(model)
+    return load_tokenizer(model)
 
 
 def scoring_tokens(

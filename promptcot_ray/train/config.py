@@ -145,6 +145,17 @@ class TrainConfig(_Frozen):
     env_vars: dict[str, str] = Field(
         default_factory=dict, description="Environment variables for the training workers."
     )
+    rehearse: bool = Field(
+        False,
+        description="Rehearsal (--rehearse): train the tiny offline model instead of "
+        "base_model, for at most rehearsal_max_steps steps, on every row of the data.",
+    )
+    rehearsal_max_steps: int = Field(
+        4,
+        ge=1,
+        description="Optimizer steps of a rehearsal: enough to run checkpointing and export, "
+        "few enough that CPUs finish in seconds.",
+    )
 
     @model_validator(mode="after")
     def _check_precision(self) -> TrainConfig:

@@ -196,7 +196,12 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         )
     _check_checkpoints_match(cfg, run_dir)
     run_dir.write_text(f"models/{cfg.name}/config.yaml", config_to_yaml(cfg))
-    model_uri = resolve_model(cfg.base_model, run_dir)
+    if cfg.rehearse:  # the tiny model stands in for base_model (train/rehearsal.py)
+        from promptcot_ray.train.rehearsal import tiny_model_uri
+
+        model_uri = tiny_model_uri(run_dir)
+    else:
+        model_uri = resolve_model(cfg.base_model, run_dir)
     started = time.perf_counter()
 
     rows = _load_rows(cfg, run_dir)
@@ -216,6 +221,8 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
             f"{cfg.num_workers * cfg.micro_batch_size}"
         )
     total_steps = total_optimizer_steps(cfg, rows_per_worker)
+    if cfg.rehearse:  # every row is read and tokenised; only the steps are capped
+        total_steps = min(total_steps, cfg.rehearsal_max_steps)
     logger.info(
         "training %s on %d sequences (%d rows, %d truncated, rejected %s): %d optimizer steps",
         cfg.name,
@@ -278,7 +285,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
                 rejected=rejected,
                 tokens_in=tokens,
                 seconds=seconds,
-                model=cfg.base_model,
+                model="rehearsal:tiny-model" if cfg.rehearse else cfg.base_model,
                 extra={k: summary[k] for k in ("steps", "final_loss", "tokens_per_s", "truncated")},
             )
         ],

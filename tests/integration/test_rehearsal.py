@@ -1,0 +1,133 @@
+"""Rehearsal through the real commands: synthesize at a few thousand combinations with a
+SIGKILL and resume, and the whole pipeline on the embedded default with --rehearse.
+
+Every engine call is the rehearsal stand-in (llm/rehearsal.py); everything else is the real
+job: Ray Data stages, sinks, finalize, ledger, quality, labelling, training, report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from promptcot_ray.ledger import read_ledger
+from promptcot_ray.llm.rehearsal_config import REHEARSAL_MODEL
+from promptcot_ray.rehearsal import MODE_FILE
+from promptcot_ray.storage import RunDir
+
+from .helpers import LOCAL_CONFIG, REPO, outcome_ids
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PIPELINE_CONFIG = REPO / "jobs" / "configs" / "pipeline-local.yaml"
+COMBINATIONS = 2000
+# a flat sampler (few duplicate combinations) and small result files: many engine rows,
+# many files, so a kill lands mid-round; hashed embeddings load no sentence model
+SYNTH_SETS = [
+    f"combinations.num_combinations={COMBINATIONS}",
+    "combinations.temperature=2.0",
+    "pool.embedding=hashed",
+    "checkpoint_rows=16",
+]
+RESULTS = "synthesis/round-0/results"
+
+
+def _synthesize(run_dir: Path, *extra: str) -> list[str]:
+    sets = [f"storage.run_dir={run_dir}", *SYNTH_SETS]
+    args = [a for s in sets for a in ("--set", s)]
+    cli = [sys.executable, "-m", "promptcot_ray.cli", "synthesize", "-c", str(LOCAL_CONFIG)]
+    return [*cli, *args, *extra]
+
+
+def _run(cmd: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted rehearsal of the round."""
+    run_dir = tmp_path_factory.mktemp("rehearsal") / "reference"
+    done = _run(_synthesize(run_dir, "--rehearse"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return run_dir
+
+
+def test_rehearsed_round_decides_every_combination_with_rehearsal_lineage(reference):
+    run = RunDir(str(reference))
+    ids = outcome_ids(str(reference))
+    assert len(ids) == len(set(ids)) == COMBINATIONS
+    accepted = run.read_table("synthesis/round-0/accepted")
+    assert 0 < accepted.num_rows < COMBINATIONS  # the judges' shares: some pass, most not
+    assert set(accepted.column("generator_model").to_pylist()) == {REHEARSAL_MODEL}
+    reasons = set(run.read_table("synthesis/round-0/rejected").column("reason").to_pylist())
+    assert {"judged_acceptable", "judged_bad"} <= reasons, reasons
+    generate = [x for x in read_ledger(run) if x["stage"] == "generate"]
+    assert generate and generate[-1]["tokens_out"] > 0  # reply token counts reach the ledger
+    assert run.read_json(MODE_FILE) == {"mode": "rehearsal"}
+
+
+def test_a_real_job_refuses_the_rehearsal_run_directory(reference):
+    done = _run(_synthesize(reference), timeout=300)
+    assert done.returncode == 2
+    assert "holds rehearsal output and this is a real job" in done.stderr
+
+
+def test_killed_rehearsal_resumes_to_the_same_ids(reference, tmp_path):
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen(
+            _synthesize(run_dir, "--rehearse"), cwd=REPO, stdout=log, stderr=log, env=env
+        )
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if len(RunDir(str(run_dir)).list_files(RESULTS, ".parquet")) >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not RunDir(str(run_dir)).is_complete("synthesis/round-0")
+
+    again = _run(_synthesize(run_dir, "--rehearse"))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    found = re.search(r"(\d+) already done", again.stderr + again.stdout)
+    assert found and int(found.group(1)) > 0, (again.stderr + again.stdout)[-3000:]
+    ids = outcome_ids(str(run_dir))
+    assert len(ids) == len(set(ids))  # no combination decided twice
+    assert sorted(ids) == sorted(outcome_ids(str(reference)))
+    for name in ("accepted", "rejected"):
+        mine = RunDir(str(run_dir)).read_table(f"synthesis/round-0/{name}")
+        ref = RunDir(str(reference)).read_table(f"synthesis/round-0/{name}")
+        assert sorted(mine.column("id").to_pylist()) == sorted(ref.column("id").to_pylist())
+
+
+def test_whole_pipeline_rehearses_on_the_embedded_default(tmp_path):
+    run_dir = tmp_path / "pipeline"
+    cmd = [sys.executable, "-m", "promptcot_ray.cli", "pipeline", "-c", str(PIPELINE_CONFIG)]
+    started = time.perf_counter()
+    done = _run([*cmd, "--rehearse", "--set", f"storage.run_dir={run_dir}"], timeout=600)
+    seconds = time.perf_counter() - started
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert seconds < 180, f"the rehearsed pipeline took {seconds:.0f} s"
+    run = RunDir(str(run_dir))
+    for rel in ("concepts/pool", "rationales", "synthesis/round-0", "synthesis/round-1"):
+        assert run.is_complete(rel), rel
+    for rel in ("problems", "distill", "models/student/final", "models/generator/final"):
+        assert run.is_complete(rel), rel
+    assert run.exists("eval/student/summary.json")
+    assert (run_dir / "report" / "index.html").stat().st_size > 1000
+    assert run.read_table("distill/labels").num_rows > 0  # teachers agreed on some problems
+    models = {x.get("model") for x in read_ledger(run) if x["job"] != "train"} - {None}
+    assert models == {REHEARSAL_MODEL}, models
+    listing = _run([*cmd, "--rehearse", "--set", f"storage.run_dir={run_dir}", "--list"], 300)
+    states = [line.split(None, 1) for line in listing.stdout.splitlines() if line.strip()]
+    assert all(s[1].startswith("complete") for s in states if s[0] != "report"), listing.stdout
