@@ -193,10 +193,14 @@ def synthesize_stage(f: JobFile, ctx: Context) -> StageLoad:
         engine("generator", cfg.generator, sizes.combinations, gen_prompt, _draft_tokens(wl), ctx)
     ]
     judged = math.ceil(sizes.combinations * wl.parse_rate)
-    messages = build_judge_messages(
-        concepts, LEVEL, _text(wl.rationale_tokens, wl), _text(wl.seed_problem_tokens, wl)
-    )
     for judge in cfg.judges:
+        messages = build_judge_messages(
+            concepts,
+            LEVEL,
+            _text(wl.rationale_tokens, wl),
+            _text(wl.seed_problem_tokens, wl),
+            judge.reply_format,
+        )
         parts.append(
             engine(
                 f"judge {judge.name}",
