@@ -1,9 +1,9 @@
-"""How the CLI runs a job: check, connect, check the cluster, take the lease, run.
+"""How the CLI runs a job: check, take the lease, connect, check the cluster, run.
 
 Every job command (and the pipeline) goes through `run_guarded`, so each gets the same
-order: offline preflight (seconds) -> Ray -> cluster resources -> the run directory's
-writer lease -> the job, with SIGTERM/Ctrl-C turned into a clean stop that says how to
-resume. Nothing is written into the run directory before the lease is held.
+order: offline preflight (seconds) -> the run directory's writer lease -> Ray -> cluster
+resources -> the job, with SIGTERM/Ctrl-C turned into a clean stop that says how to
+resume. Nothing but the lease is written into the run directory before all checks pass.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ def run_guarded(
 
     pools = preflight.check_config(cfg)
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
-    with connected(cfg.ray):
+    # the lease before Ray: a second driver is refused in seconds, without starting a cluster
+    with Lease(run_dir, _command(), on_lost=request_stop), connected(cfg.ray):
         local = cfg.ray.address is None and _job_address() is None  # our own local Ray
         preflight.check_cluster(pools, fixed=local)
-        with stop_on_signals(run_dir.uri), Lease(run_dir, _command(), on_lost=request_stop):
+        with stop_on_signals(run_dir.uri):  # after ray.init, so no handler of Ray's wins
             if on_held is not None:
                 on_held(run_dir)
             return job(cfg)
