@@ -20,7 +20,7 @@ from promptcot_ray.storage import RunDir
 
 MODE_FILE = "RUN_MODE.json"
 # folders any job that runs a model writes: their presence means the run already has rows
-OUTPUT_DIRS = ("concepts", "rationales", "synthesis", "distill", "models", "eval", "ledger")
+OUTPUT_DIRS = ("concepts", "rationales", "synthesis", "distill", "models", "eval", "ledger.jsonl")
 
 
 class RunModeError(ConfigError):
