@@ -189,3 +189,66 @@ def test_best_of_n_keeps_the_highest_scoring_rationale(concepts_run, format_mode
         assert row["score"] == pytest.approx(row["score_rationale"] + row["score_problem"])
         assert row["score"] < 0 and row["score"] == max(c["score"] for c in by_seed[row["seed_id"]])
     assert {r[R.SAMPLE_INDEX] for r in results} == {0, 1}
+
+
+SEED_LEVEL_ROWS = [
+    {"problem": "How many squares of any size are on a 4 by 4 grid?", "level": "AMC 8"},
+    {"problem": "What is the sum of the digits of 2 to the power 10?", "level": "AJHSME"},
+    {"problem": "Find the area of a triangle with sides 13, 14 and 15.", "level": "AHSME"},
+    {"problem": "How many positive divisors does 360 have?", "level": "AMC 10A"},
+]
+
+
+def test_seed_levels_survive_and_the_raw_generator_format_runs(
+    ray_cluster, format_model_path, tmp_path
+):
+    """Seeds keep AMC8/AJHSME/AHSME/AMC10 into the generator's training rows; in the raw
+    format those rows and the synthesize generator use the plain prompt (no chat template),
+    and synthesis still draws only the eight generation levels."""
+    from promptcot_ray.concepts.job import run as run_concepts
+    from promptcot_ray.rationales.job import run as run_rationales
+    from promptcot_ray.synthesis.job import run as run_synthesize
+
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps(r) + "\n" for r in SEED_LEVEL_ROWS))
+    run_dir = str(tmp_path / "run")
+    concepts_cfg = load_config(
+        ConceptsConfig,
+        REPO / "jobs" / "configs" / "concepts-local.yaml",
+        [f"storage.run_dir={run_dir}", f"seeds.path={seeds}", "extractor.temperature=0.0"]
+        + _llm_overrides("extractor", format_model_path),
+    )
+    run_concepts(concepts_cfg)
+    extracted = RunDir(run_dir).read_table("concepts/extracted").to_pylist()
+    assert {r["level"] for r in extracted} == {"AMC8", "AJHSME", "AHSME", "AMC10"}
+    assert {r["level_source"] for r in extracted} == {"seed"}
+    rationales_cfg = load_config(
+        RationalesConfig,
+        REPO / "jobs" / "configs" / "rationales-local.yaml",
+        [f"storage.run_dir={run_dir}", "writer.temperature=0.0", "generator_prompt_format=raw"]
+        + _llm_overrides("writer", format_model_path),
+    )
+    assert run_rationales(rationales_cfg).kept > 0
+    for row in RunDir(run_dir).read_table("rationales/data").to_pylist():
+        assert row["level"] in {"AMC8", "AJHSME", "AHSME", "AMC10"}
+        assert row["prompt"] == generator_prompt.build_generator_raw_prompt(
+            row["concepts"], row["level"]
+        )
+        assert (row["prompt_format"], row["prompt_version_generator"]) == (
+            "raw",
+            generator_prompt.RAW_VERSION,
+        )
+    synth_cfg = synth_config(
+        format_model_path,
+        run_dir,
+        "pool.source=run",
+        "combinations.num_combinations=4",
+        "generator.prompt_format=raw",
+    )
+    summary = run_synthesize(synth_cfg)
+    drafts = read_round(run_dir, "drafts").to_pylist()
+    assert len(drafts) == summary.counts.drafts > 0
+    assert {d[R.PROMPT_VERSION] for d in drafts} == {generator_prompt.RAW_VERSION}
+    assert all(d[R.STATUS] != R.STATUS_ERROR and d["text"] for d in drafts)  # plain prompts ran
+    combos = read_round(run_dir, "combinations")
+    assert set(combos["level"].to_pylist()) <= set(R.LEVELS)  # seeds' levels are never drawn
