@@ -200,7 +200,8 @@ class RunDir:
     ) -> Iterator[tuple[int, pa.RecordBatch]]:
         """(index in `files`, batch) for every batch of many files, read concurrently.
 
-        Batches arrive in no set order; the index says which file each came from.
+        Files are read ahead concurrently; batches are yielded in file order (Arrow's ordered
+        ScanBatches), so a pass over the same files sees the same sequence.
         """
         dataset = self.parquet_dataset(files)
         where = {path: i for i, path in enumerate(dataset.files)}

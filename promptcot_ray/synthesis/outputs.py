@@ -119,7 +119,7 @@ def count_rows(counts: RoundCounts, t: pa.Table, judges: tuple[JudgeConfig, ...]
     counts.judged += int((any_judged & all_ok).sum())
     accepted = pc.fill_null(t["accepted"], False)
     counts.accepted += _n(accepted)
-    rejected = t.filter(pc.invert(accepted))
+    rejected = t.select([R.REASON, "rejected_stage", "rejected_by"]).filter(pc.invert(accepted))
     counts.rejected += _value_counts(rejected[R.REASON])
     by_judge = rejected.filter(pc.equal(rejected["rejected_stage"], R.STAGE_JUDGE))
     groups = by_judge.group_by(["rejected_by", R.REASON]).aggregate([([], "count_all")])

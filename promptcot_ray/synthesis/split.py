@@ -21,9 +21,11 @@ from promptcot_ray.synthesis.schemas import (
     JUDGEMENTS_SCHEMA,
     REJECTED_SCHEMA,
 )
-from promptcot_ray.synthesis.stages import judge_column
+from promptcot_ray.synthesis.stages import JUDGE_FIELDS, judge_column
 
 _NULL_STR = pa.scalar(None, pa.string())
+# columns a filtered table keeps (filtering copies: never filter the wide text columns)
+_GENERATOR = ["draft_id", "generator_model", "generator_prompt_version", "generation_seed"]
 
 
 def _const(n: int, value: object, typ: pa.DataType) -> pa.Array:
@@ -86,7 +88,8 @@ def judgements_table(t: pa.Table, judges: tuple[JudgeConfig, ...], created: str)
     """One row per (draft, judge) the draft reached; parent: the draft."""
     parts = [JUDGEMENTS_SCHEMA.empty_table()]
     for i, judge in enumerate(judges):
-        sub = t.filter(pc.is_valid(t[judge_column(i, "status")]))
+        names = ["draft_id", *(judge_column(i, f) for f in JUDGE_FIELDS)]
+        sub = t.select(names).filter(pc.is_valid(t[judge_column(i, "status")]))
         c = lambda f, sub=sub, i=i: sub[judge_column(i, f)]  # noqa: E731
         n = sub.num_rows
         cols = _lineage(
@@ -141,7 +144,9 @@ def accepted_table(
     t: pa.Table, judges: tuple[JudgeConfig, ...], rnd: int, created: str
 ) -> pa.Table:
     """Accepted problems; parents: the combination and every judgement of the draft."""
-    t = t.filter(pc.fill_null(t["accepted"], False))
+    keep = ["combination_id", "concepts", "level", "rationale", "problem", *_GENERATOR]
+    keep += [judge_column(i, f) for i in range(len(judges)) for f in ("id", "status", "verdict")]
+    t = t.select(keep).filter(pc.fill_null(t["accepted"], False))
     parents = _accepted_parents(t, len(judges))
     cols = _generator_lineage(t, created, parents, R.STAGE_VERDICT)
     for name in ("combination_id", "concepts", "level", "rationale", "problem"):
@@ -153,7 +158,8 @@ def accepted_table(
 
 def rejected_table(t: pa.Table, created: str) -> pa.Table:
     """Rejected drafts, with the stage and judge that rejected them; parent: the combination."""
-    t = t.filter(pc.invert(pc.fill_null(t["accepted"], False)))
+    keep = ["combination_id", "rejected_stage", "rejected_by", "draft_error", *_GENERATOR]
+    t = t.select([*keep, R.STATUS, R.REASON]).filter(pc.invert(pc.fill_null(t["accepted"], False)))
     stage = t["rejected_stage"]
     cols = _generator_lineage(t, created, _one_parent(t["combination_id"]), stage)
     cols.update(combination_id=t["combination_id"], rejected_stage=stage)
