@@ -162,14 +162,14 @@ def run(cfg: QualityConfig) -> QualitySummary:
             f"no accepted problems under {run_dir.uri_of('synthesis')}/round-*/accepted; "
             "run synthesize first"
         )
+    for rel in (KEPT_DIR, REMOVED_DIR):  # both are rewritten below
+        stage_marker.begin(run_dir, rel)
     run_dir.write_text("quality/config.yaml", config_to_yaml(cfg))
     index = _build_index(cfg, run_dir)
     accepted = ray.data.read_parquet([run_dir.path(f) for f in files], filesystem=run_dir.fs)
     decisions = find_removals(cfg, accepted.select_columns([R.ID, "problem"]), index)
     write_outputs(run_dir, accepted, decisions)
     # Counters come from the written rows, so the ledger shows a row that went missing.
-    for rel in (KEPT_DIR, REMOVED_DIR):  # both are rewritten below
-        stage_marker.begin(run_dir, rel)
     kept_table = run_dir.read_table(KEPT_DIR, columns=[R.ID])
     removed_table = run_dir.read_table(REMOVED_DIR, columns=[R.REASON])
     kept = kept_table.num_rows if kept_table is not None else 0
