@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from promptcot_ray.cli import app
@@ -169,7 +170,10 @@ def test_accept_rate_sizes_the_synthesis_stage():
 
 def test_set_overrides_reach_the_named_config():
     base = make_plan(CONFIGS_400K)
-    more = make_plan(CONFIGS_400K, overrides=["distill.teacher.replicas=176"])
+    replicas = yaml.safe_load((REPO / "jobs/configs/400k/distill.yaml").read_text())["teacher"][
+        "replicas"
+    ]
+    more = make_plan(CONFIGS_400K, overrides=[f"distill.teacher.replicas={2 * replicas}"])
     wall = {s.label: s.wall_s for s in base.stages}
     wall_more = {s.label: s.wall_s for s in more.stages}
     assert wall_more["distill"] == pytest.approx(wall["distill"] / 2)
@@ -190,7 +194,7 @@ def test_measured_figures_file_replaces_defaults(tmp_path):
     path.write_text(
         "gpu: H100 80GB SXM\n"
         "inference:\n"
-        "  - {params_b: 32, tensor_parallel_size: 2, decode_tokens_per_s: 3400, source: bench}\n"
+        "  - {params_b: 7, tensor_parallel_size: 1, decode_tokens_per_s: 3400, source: bench}\n"
         "workload: {accept_rate: 0.2}\n"
     )
     figures = load_figures(path)
@@ -198,7 +202,7 @@ def test_measured_figures_file_replaces_defaults(tmp_path):
     plan = make_plan(CONFIGS_400K, throughput=path)
     assert plan.sizes.combinations == 2_000_000
     teacher = stage_named(plan, "distill").parts[0]
-    assert teacher.measured and teacher.figure == "32B TP2"
+    assert teacher.measured and teacher.figure == "7B TP1"
 
 
 @pytest.mark.parametrize(
