@@ -12,11 +12,13 @@ fi
 PIP="$VENV/bin/python -m pip"
 # This machine's pip config names local index folders that may be absent; pip then warns about
 # each of them once per package (hundreds of lines). Drop only those lines; keep the rest.
-pip_install() {
-  local status=0
-  $PIP install "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; } || status=$?
+quiet_pip() {  # quiet_pip PYTHON ARGS...: `PYTHON -m pip ARGS` without those lines
+  local status=0 python=$1
+  shift
+  "$python" -m pip "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; } || status=$?
   return "$status"
 }
+pip_install() { quiet_pip "$VENV/bin/python" install "$@"; }
 pip_install -q --upgrade pip setuptools wheel
 # Pin torch in a constraints file so no later resolution can swap it for a CUDA build.
 CONSTRAINTS=$(mktemp)
@@ -36,5 +38,5 @@ $PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 CHECKOV_VENV=${CHECKOV_VENV:-.venv-checkov}
 if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
   "$PY" -m venv "$CHECKOV_VENV"
-  "$CHECKOV_VENV/bin/python" -m pip install -q "checkov==3.3.30"
+  quiet_pip "$CHECKOV_VENV/bin/python" install -q "checkov==3.3.30"
 fi
