@@ -52,7 +52,9 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_pairs)
+# strict=False: guided decoding's JSON grammar lets a raw newline or tab into a string (a
+# reason); the structure and the rating enum are still checked, so this passes nothing more.
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, strict=False)
 
 
 def _candidates(text: str) -> list[dict[str, Any]]:

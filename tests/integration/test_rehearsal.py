@@ -66,7 +66,7 @@ def test_rehearsed_round_decides_every_combination_with_rehearsal_lineage(refere
     assert len(ids) == len(set(ids)) == COMBINATIONS
     accepted = run.read_table("synthesis/round-0/accepted")
     assert 0 < accepted.num_rows < COMBINATIONS  # the judges' shares: some pass, most not
-    assert set(accepted.column("generator_model").to_pylist()) == {REHEARSAL_MODEL}
+    assert set(accepted.column("model").to_pylist()) == {REHEARSAL_MODEL}  # lineage
     reasons = set(run.read_table("synthesis/round-0/rejected").column("reason").to_pylist())
     assert {"judged_acceptable", "judged_bad"} <= reasons, reasons
     generate = [x for x in read_ledger(run) if x["stage"] == "generate"]
@@ -74,8 +74,10 @@ def test_rehearsed_round_decides_every_combination_with_rehearsal_lineage(refere
     assert run.read_json(MODE_FILE) == {"mode": "rehearsal"}
 
 
-def test_a_real_job_refuses_the_rehearsal_run_directory(reference):
-    done = _run(_synthesize(reference), timeout=300)
+def test_a_real_job_refuses_the_rehearsal_run_directory(reference, tiny_model_path):
+    models = [f"{key}={tiny_model_path}" for key in ("generator.model", "judges.0.llm.model")]
+    models.append(f"judges.1.llm.model={tiny_model_path}")  # a real model: past preflight
+    done = _run(_synthesize(reference, *[a for s in models for a in ("--set", s)]), timeout=300)
     assert done.returncode == 2
     assert "holds rehearsal output and this is a real job" in done.stderr
 

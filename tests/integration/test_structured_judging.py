@@ -79,7 +79,7 @@ def _judge_all(model, run_dir: str, max_tokens: int) -> list[dict]:
 
 def _check_one(schema: dict, judgement: dict, max_tokens: int) -> None:
     assert judgement["prompt_version"] == "judge-v2-schema"
-    reply = json.loads(judgement["text"])  # the whole reply is one JSON object
+    reply = json.loads(judgement["text"], strict=False)  # one JSON object, whole reply
     assert list(reply) == schema["required"], judgement["text"]
     assert judgement["verdict"] in R.VERDICTS, (judgement["reason"], judgement["text"])
     assert judgement["reason"] in (None, R.REASON_JUDGE_CONTRADICTORY)
