@@ -241,6 +241,17 @@ class RunDir:
         if self.exists(rel):
             self.fs.delete_file(self.path(rel))
 
+    def upload_dir(self, local_dir: str, rel: str) -> None:
+        """Replace folder `rel` with a copy of a local folder (a model export, local or S3)."""
+        self.delete_dir(rel)
+        self.fs.create_dir(self.path(rel), recursive=True)
+        pafs.copy_files(
+            local_dir,
+            self.path(rel),
+            source_filesystem=pafs.LocalFileSystem(),
+            destination_filesystem=self.fs,
+        )
+
     # -- completion markers ------------------------------------------------------------
     def is_complete(self, rel: str) -> bool:
         return self.exists(posixpath.join(rel, SUCCESS_MARKER))

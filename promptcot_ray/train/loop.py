@@ -127,7 +127,6 @@ def _write_curve(cfg: TrainConfig, curve: list[dict[str, Any]]) -> None:
 
 def _export(cfg: TrainConfig, engine: Any, tokenizer: Any, info: dict[str, Any]) -> None:
     """Hugging Face safetensors + tokenizer (with its chat template) under models/<name>/final."""
-    import pyarrow.fs as pafs
     import ray.train
 
     from promptcot_ray.model_paths import export_dir
@@ -146,14 +145,7 @@ def _export(cfg: TrainConfig, engine: Any, tokenizer: Any, info: dict[str, Any])
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
         tokenizer.save_pretrained(folder)
-        run.delete_dir(target)
-        run.fs.create_dir(run.path(target), recursive=True)
-        pafs.copy_files(
-            folder,
-            run.path(target),
-            source_filesystem=pafs.LocalFileSystem(),
-            destination_filesystem=run.fs,
-        )
+        run.upload_dir(folder, target)
     run.mark_complete(target, info)
 
 

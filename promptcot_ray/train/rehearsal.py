@@ -20,21 +20,13 @@ TINY_MODEL_DIR = "rehearsal/tiny-model"
 
 def tiny_model_uri(run: RunDir) -> str:
     """The run directory's tiny model, built on first use (seeded: the same every time)."""
-    import pyarrow.fs as pafs
 
     from promptcot_ray.llm.tiny_model import build_tiny_model
 
     if not run.is_complete(TINY_MODEL_DIR):
         with tempfile.TemporaryDirectory() as folder:
             build_tiny_model(folder, seed=0)
-            run.delete_dir(TINY_MODEL_DIR)
-            run.fs.create_dir(run.path(TINY_MODEL_DIR), recursive=True)
-            pafs.copy_files(
-                folder,
-                run.path(TINY_MODEL_DIR),
-                source_filesystem=pafs.LocalFileSystem(),
-                destination_filesystem=run.fs,
-            )
+            run.upload_dir(folder, TINY_MODEL_DIR)
         run.mark_complete(TINY_MODEL_DIR, {"builder": "promptcot_ray.llm.tiny_model", "seed": 0})
         logger.info("rehearsal: tiny model written to %s", run.uri_of(TINY_MODEL_DIR))
     return run.uri_of(TINY_MODEL_DIR)

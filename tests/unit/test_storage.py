@@ -54,3 +54,15 @@ def test_unsupported_scheme():
         RunDir("gs://bucket/x")
     with pytest.raises(StorageError, match="s3://bucket/prefix"):
         RunDir("s3:///nobucket")
+
+
+def test_upload_dir_replaces_the_folder_with_the_local_copy(tmp_path):
+    from promptcot_ray.storage import RunDir
+
+    local = tmp_path / "export"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    run = RunDir(str(tmp_path / "run"))
+    run.write_text("models/x/final/stale.bin", "old")
+    run.upload_dir(str(local), "models/x/final")
+    assert run.list_files("models/x/final") == ["models/x/final/config.json"]
