@@ -1,5 +1,6 @@
 """Rehearsal through the real commands: synthesize at a few thousand combinations with a
-SIGKILL and resume, and the whole pipeline on the embedded default with --rehearse.
+SIGKILL and resume. The whole pipeline rehearsed on the embedded default (about 11 minutes on
+2 cores) is benchmarks/rehearse_pipeline.py, outside CI's budget.
 
 Every engine call is the rehearsal stand-in (llm/rehearsal.py); everything else is the real
 job: Ray Data stages, sinks, finalize, ledger, quality, labelling, training, report.
@@ -26,7 +27,6 @@ from .helpers import LOCAL_CONFIG, REPO, outcome_ids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PIPELINE_CONFIG = REPO / "jobs" / "configs" / "pipeline-local.yaml"
 COMBINATIONS = 2000
 # a flat sampler (few duplicate combinations) and small result files: many engine rows,
 # many files, so a kill lands mid-round; hashed embeddings load no sentence model
@@ -110,28 +110,3 @@ def test_killed_rehearsal_resumes_to_the_same_ids(reference, tmp_path):
         mine = RunDir(str(run_dir)).read_table(f"synthesis/round-0/{name}")
         ref = RunDir(str(reference)).read_table(f"synthesis/round-0/{name}")
         assert sorted(mine.column("id").to_pylist()) == sorted(ref.column("id").to_pylist())
-
-
-def test_whole_pipeline_rehearses_on_the_embedded_default(tmp_path):
-    run_dir = tmp_path / "pipeline"
-    cmd = [sys.executable, "-m", "promptcot_ray.cli", "pipeline", "-c", str(PIPELINE_CONFIG)]
-    started = time.perf_counter()
-    done = _run([*cmd, "--rehearse", "--set", f"storage.run_dir={run_dir}"], timeout=900)
-    seconds = time.perf_counter() - started
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    # issue #14 asks for well under 3 minutes; measured 669 s on the shared 2-core machine,
-    # 415 s of it the three DeepSpeed trainings' startup: this bound only catches a hang
-    assert seconds < 900, f"the rehearsed pipeline took {seconds:.0f} s"
-    run = RunDir(str(run_dir))
-    for rel in ("concepts/pool", "rationales", "synthesis/round-0", "synthesis/round-1"):
-        assert run.is_complete(rel), rel
-    for rel in ("problems", "distill", "models/student/final", "models/generator/final"):
-        assert run.is_complete(rel), rel
-    assert run.exists(f"eval/{REHEARSAL_MODEL}/summary.json")  # eval dirs are named by model
-    assert (run_dir / "report" / "index.html").stat().st_size > 1000
-    assert run.read_table("distill/labels").num_rows > 0  # teachers agreed on some problems
-    models = {x.get("model") for x in read_ledger(run) if x["job"] != "train"} - {None}
-    assert models == {REHEARSAL_MODEL}, models
-    listing = _run([*cmd, "--rehearse", "--set", f"storage.run_dir={run_dir}", "--list"], 300)
-    states = [line.split(None, 1) for line in listing.stdout.splitlines() if line.strip()]
-    assert all(s[1].startswith("complete") for s in states if s[0] != "report"), listing.stdout
