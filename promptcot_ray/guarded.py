@@ -27,14 +27,19 @@ def run_guarded(
 
     pools = preflight.check_config(cfg)
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
-    # the lease before Ray: a second driver is refused in seconds, without starting a cluster
-    with Lease(run_dir, _command(), on_lost=request_stop), connected(cfg.ray):
+    # the lease before Ray: a second driver is refused in seconds, without starting a cluster.
+    # The stop handler wraps both: a SIGTERM while Ray starts or shuts down is a clean stop
+    # too (connected() keeps ray.init from replacing it)
+    with (
+        stop_on_signals(run_dir.uri),
+        Lease(run_dir, _command(), on_lost=request_stop),
+        connected(cfg.ray),
+    ):
         local = cfg.ray.address is None and _job_address() is None  # our own local Ray
         preflight.check_cluster(pools, fixed=local)
-        with stop_on_signals(run_dir.uri):  # after ray.init, so no handler of Ray's wins
-            if on_held is not None:
-                on_held(run_dir)
-            return job(cfg)
+        if on_held is not None:
+            on_held(run_dir)
+        return job(cfg)
 
 
 def _command() -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 
 from promptcot_ray.config import RayConfig
@@ -29,6 +31,31 @@ def connected(cfg: RayConfig) -> Iterator[None]:
     if ray.is_initialized():  # e.g. inside a test session that owns the cluster
         yield
         return
+    with _keep_sigterm_handler():
+        _init(cfg)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _keep_sigterm_handler() -> Iterator[None]:
+    """ray.init installs a SIGTERM handler of its own (`sys.exit(signum)`: exit 15, no
+    message, no lease released); the job's own stop handler (interrupts.py) stays in charge,
+    from before Ray starts until after it has shut down."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _init(cfg: RayConfig) -> None:
+    import ray
+
     env = dict(cfg.env_vars)
     address = cfg.address or _job_address()
     if address is None:
@@ -46,7 +73,3 @@ def connected(cfg: RayConfig) -> Iterator[None]:
     else:
         ray.init(address=address, runtime_env={"env_vars": env} if env else None)
         logger.info("connected to Ray at %s", address)
-    try:
-        yield
-    finally:
-        ray.shutdown()
