@@ -16,17 +16,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from promptcot_ray import layout
 from promptcot_ray.config import LLMConfig, StorageConfig
 from promptcot_ray.records import make_id
 from promptcot_ray.storage import SUCCESS_MARKER, RunDir
 
 RUN_PREFIX = "run:"
-FINAL_MODEL = "final"  # models/<name>/final: the Hugging Face export of a train job
+FINAL_MODEL = layout.FINAL_MODEL  # models/<name>/final: the Hugging Face export
 
 
 def export_dir(name: str) -> str:
     """Run-relative folder of a trained model's Hugging Face export."""
-    return f"models/{name}/{FINAL_MODEL}"
+    return layout.model_file(name, FINAL_MODEL)
 
 
 def resolve_model(model: str, run: RunDir) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from promptcot_ray import layout
 from promptcot_ray.config import (
     BenchmarkSource,
     ConfigError,
@@ -36,7 +37,7 @@ from promptcot_ray.storage import RunDir
 logger = logging.getLogger(__name__)
 
 RUN_PREFIX = "run:"
-POOL_DIR = "concepts/pool"
+POOL_DIR = layout.POOL
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
 # A hub id ("gpt2", "Qwen/Qwen2.5-7B"): what a model name that is not a path looks like.
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray import stage_marker
 from promptcot_ray.concepts.extract import (
     EXTRACTED_SCHEMA,
     BuildConceptRequest,
@@ -41,8 +41,8 @@ from promptcot_ray.storage import RunDir
 logger = logging.getLogger(__name__)
 
 JOB = "concepts"
-SEEDS_DIR = "concepts/seeds"
-EXTRACTED_DIR = "concepts/extracted"
+SEEDS_DIR = layout.SEEDS
+EXTRACTED_DIR = layout.EXTRACTED
 
 
 class NoConceptsError(RuntimeError):
@@ -156,7 +156,7 @@ def run(cfg: ConceptsConfig) -> ConceptsSummary:
     cfg = with_run_models(cfg, run_dir)  # `run:models/<name>/final` -> its location
     from promptcot_ray.config import config_to_yaml
 
-    run_dir.write_text("concepts/config.yaml", config_to_yaml(cfg))
+    run_dir.write_text(layout.config_file(layout.CONCEPTS), config_to_yaml(cfg))
     seeds = ensure_seeds(run_dir, cfg)
     kept = seeds.filter(pc.equal(seeds[R.STATUS], R.STATUS_OK))
     todo, done = without_written(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import posixpath
 
+from promptcot_ray import layout
 from promptcot_ray.concepts.pool import ConceptPool, pool_from_tables, pool_to_tables
 from promptcot_ray.storage import RunDir
 
-POOL_DIR = "concepts/pool"
+POOL_DIR = layout.POOL
 
 
 def write_pool(run: RunDir, pool: ConceptPool, source: str | None = None) -> None:

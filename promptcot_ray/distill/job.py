@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray import stage_marker
 from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
 from promptcot_ray.config import ConfigError, config_hash, config_to_yaml
 from promptcot_ray.distill.config import DistillConfig
@@ -44,10 +44,10 @@ logger = logging.getLogger(__name__)
 
 JOB = "distill"
 STAGE_SOLVE = "distill_solve"
-SOLUTIONS_DIR = "distill/solutions"
-LABELS_DIR = "distill/labels"
-SFT_DIR = "distill/sft"
-STAGE_DIR = "distill"  # the stage's marker: distill/_SUCCESS.json, over labels/ and sft/
+SOLUTIONS_DIR = layout.SOLUTIONS
+LABELS_DIR = layout.LABELS
+SFT_DIR = layout.DISTILL_SFT
+STAGE_DIR = layout.DISTILL  # the stage's marker: distill/_SUCCESS.json, over labels/ and sft/
 
 
 class NoProblems(RuntimeError):
@@ -183,7 +183,7 @@ def run(cfg: DistillConfig) -> DistillSummary:
     run_dir.preflight()
     stage_marker.begin(run_dir, STAGE_DIR)  # labels/ and sft/ are rewritten below
     cfg = with_run_models(cfg, run_dir)
-    run_dir.write_text("distill/config.yaml", config_to_yaml(cfg))
+    run_dir.write_text(layout.config_file(STAGE_DIR), config_to_yaml(cfg))
     problems = load_problems(cfg, run_dir)
     if not problems.num_rows:
         raise NoProblems("the problem set is empty")

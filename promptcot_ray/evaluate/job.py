@@ -17,8 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray import stage_marker
 from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
 from promptcot_ray.config import LLMConfig, config_hash, config_to_yaml
 from promptcot_ray.evaluate.config import EvaluateConfig
@@ -167,9 +167,9 @@ def run(cfg: EvaluateConfig) -> EvaluateSummary:
     run_dir.preflight()
     cfg = with_run_models(cfg, run_dir)
     name = eval_name(cfg)
-    base = f"eval/{name}"
+    base = layout.eval_dir(name)
     stage_marker.begin(run_dir, base)  # samples/ and summary.json are rewritten below
-    run_dir.write_text(f"{base}/config.yaml", config_to_yaml(cfg))
+    run_dir.write_text(layout.config_file(base), config_to_yaml(cfg))
     sets = [load_set(spec, cfg.storage, run_dir) for spec in cfg.benchmarks]
     for spec, table in zip(cfg.benchmarks, sets, strict=True):
         logger.info("%s: %d items", spec.name, table.num_rows)

@@ -17,16 +17,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from promptcot_ray import layout
 from promptcot_ray.ledger import read_ledger
 from promptcot_ray.storage import RunDir
 
 CONFIG_FILES = (
-    "pipeline/config.yaml",
-    "concepts/config.yaml",
-    "rationales/config.yaml",
-    "config.yaml",  # every synthesize round, merged
-    "quality/config.yaml",
-    "distill/config.yaml",
+    layout.config_file(layout.PIPELINE),
+    layout.config_file(layout.CONCEPTS),
+    layout.config_file(layout.RATIONALES),
+    layout.CONFIG_FILE,  # every synthesize round, merged
+    layout.config_file(layout.QUALITY),
+    layout.config_file(layout.DISTILL),
 )
 LINEAGE_DOC = {
     "id": "content-derived id (re-runs make the same ids)",
@@ -77,8 +78,10 @@ def funnel(run: RunDir) -> list[dict[str, Any]]:
             entry.update(combinations=line["rows_in"], accepted=line["rows_out"])
         elif line["stage"] == "generate":
             entry["parsed"] = line["rows_out"]
-    for rel in run.list_files("synthesis", "stats.json"):  # rounds the ledger lacks
-        rnd = int(rel.split("/")[1].removeprefix("round-"))
+    for rel in run.list_files(layout.SYNTHESIS, "stats.json"):  # rounds the ledger lacks
+        rnd = layout.round_index(rel.split("/")[1])
+        if rnd is None:
+            continue
         total = run.read_json(rel).get("total")
         if rnd not in rounds and total:
             rounds[rnd] = {"round": rnd, "combinations": total["rows_in"]}
@@ -97,7 +100,7 @@ def models(configs: dict[str, str]) -> dict[str, str]:
         found["generator"] = synth["generator"]["model"]
     for judge in synth.get("judges") or []:
         found[f"judge {judge['name']}"] = judge["llm"]["model"]
-    distill = yaml.safe_load(configs.get("distill/config.yaml", "")) or {}
+    distill = yaml.safe_load(configs.get(layout.config_file(layout.DISTILL), "")) or {}
     if distill.get("teacher"):
         found["teacher (pseudo-labels)"] = distill["teacher"]["model"]
     return found
@@ -105,7 +108,7 @@ def models(configs: dict[str, str]) -> dict[str, str]:
 
 def decontamination(run: RunDir, configs: dict[str, str]) -> dict[str, Any]:
     """The quality gates' settings and what they removed (ledger), if they ran."""
-    quality = yaml.safe_load(configs.get("quality/config.yaml", "")) or {}
+    quality = yaml.safe_load(configs.get(layout.config_file(layout.QUALITY), "")) or {}
     removed = next((x["rejected"] for x in read_ledger(run) if x["job"] == "quality"), None)
     if not quality and removed is None:
         return {}

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from promptcot_ray import layout
 from promptcot_ray import records as R
 from promptcot_ray.distill.job import LABELS_DIR, SFT_DIR, SOLUTIONS_DIR
 from promptcot_ray.quality.job import accepted_files
@@ -78,7 +79,7 @@ def final_problems(run: RunDir) -> FinalProblems:
     else:
         files = accepted_files(run)
         table = read_files(run, files) if files else None
-        source, folder = SOURCE_ACCEPTED, "synthesis/round-*/accepted"
+        source, folder = SOURCE_ACCEPTED, layout.ACCEPTED_GLOB
         if table is not None:
             logger.info("%s is not complete: exporting every round's accepted rows", KEPT_DIR)
     if table is None or not table.num_rows:

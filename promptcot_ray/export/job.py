@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from promptcot_ray import layout
 from promptcot_ray import records as R
 from promptcot_ray.config import StorageConfig
 from promptcot_ray.distill.job import SFT_DIR, SOLUTIONS_DIR
@@ -43,8 +44,9 @@ class ExportSummary:
 
 def run_instruction(run: RunDir) -> str:
     """The solve instruction the teacher saw (distill/config.yaml), so RL prompts match it."""
-    if run.exists("distill/config.yaml"):
-        cfg = yaml.safe_load(run.read_text("distill/config.yaml")) or {}
+    rel = layout.config_file(layout.DISTILL)
+    if run.exists(rel):
+        cfg = yaml.safe_load(run.read_text(rel)) or {}
         if cfg.get("instruction"):
             return cfg["instruction"]
     return solve_prompt.INSTRUCTION

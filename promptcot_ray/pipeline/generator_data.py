@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray import stage_marker
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.rationales.job import DATA_DIR as RATIONALES_DIR
 from promptcot_ray.rationales.stages import generator_prompt_json
@@ -36,12 +36,13 @@ def settings_hash(round_index: int, with_rationales: bool) -> str:
 
 
 def data_dir(round_index: int) -> str:
-    return f"pipeline/generator-data/round-{round_index}"
+    return layout.generator_data(round_index)
 
 
 def accepted_rows(run: RunDir, previous_round: int) -> list[dict]:
     """SFT rows from one round's accepted problems, each keyed by its accepted row's id."""
-    table = run.read_table(f"synthesis/round-{previous_round}/accepted")
+    source = layout.round_part(previous_round, "accepted")
+    table = run.read_table(source)
     rows = []
     for r in table.to_pylist() if table is not None else []:
         rows.append(
@@ -57,7 +58,7 @@ def accepted_rows(run: RunDir, previous_round: int) -> list[dict]:
                 ),
                 "prompt": generator_prompt_json(list(r["concepts"]), r["level"]),
                 "completion": generator_prompt.format_completion(r["rationale"], r["problem"]),
-                "source": f"synthesis/round-{previous_round}/accepted",
+                "source": source,
                 "round": previous_round,
             }
         )

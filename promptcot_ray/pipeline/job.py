@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptcot_ray import layout
 from promptcot_ray.config import ConfigError, config_to_yaml
 from promptcot_ray.job_configs import JOB_MODULES
 from promptcot_ray.ledger import StageRecord, append_records
@@ -82,7 +83,7 @@ def run(cfg: PipelineConfig, start: str | None = None, only: str | None = None) 
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
     check_run_mode(run_dir, "rehearsal" if cfg.rehearse else "real")  # never mix the two
-    run_dir.write_text("pipeline/config.yaml", config_to_yaml(cfg))
+    run_dir.write_text(layout.config_file(layout.PIPELINE), config_to_yaml(cfg))
     summary = PipelineSummary(run_dir.uri)
     started = time.perf_counter()
     forced = frozenset(s.name for s in stages) if (start or only) else frozenset()
@@ -140,8 +141,8 @@ def record_accept_rates(run_dir: RunDir, rounds: int) -> dict[int, tuple[int, in
     """One ledger line per finished round: combinations in, accepted out (the accept rate)."""
     rates, records = {}, []
     for k in range(rounds):
-        rel = f"synthesis/round-{k}/stats.json"
-        if not run_dir.is_complete(f"synthesis/round-{k}") or not run_dir.exists(rel):
+        rel = layout.round_part(k, "stats.json")
+        if not run_dir.is_complete(layout.round_dir(k)) or not run_dir.exists(rel):
             continue
         total = run_dir.read_json(rel).get("total", {})  # the round's ledger line
         combinations, accepted = int(total.get("rows_in", 0)), int(total.get("rows_out", 0))

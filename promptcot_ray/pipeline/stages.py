@@ -8,11 +8,10 @@ one stage runs, every later one runs too, because its inputs change.
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, replace
 from typing import Any
 
-from promptcot_ray import stage_marker
+from promptcot_ray import layout, stage_marker
 from promptcot_ray.config import ConfigError, config_hash
 from promptcot_ray.model_paths import export_dir
 from promptcot_ray.pipeline import generator_data
@@ -20,7 +19,8 @@ from promptcot_ray.pipeline.config import PipelineConfig
 from promptcot_ray.quality.outputs import KEPT_DIR
 from promptcot_ray.storage import RunDir
 
-REPORT_INDEX = "report/index.html"
+REPORT_INDEX = layout.REPORT_INDEX
+RATIONALES = layout.RATIONALES
 ALWAYS = "always rebuilt"
 FORCED = "forced by --from/--only"
 # Reasons a stage's old outputs are stale, not merely unfinished: it starts over. A marker
@@ -72,14 +72,16 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     def train(spec_name: str, name: str, extra: dict[str, Any], round_index: int | None) -> Stage:
         config = getattr(cfg, spec_name).load("train", {**shared, "name": name, **extra})
         # checkpoints: train.job.CHECKPOINTS; stale ones must not be resumed from
-        resets = (posixpath.join("models", name, "checkpoints"),)
+        resets = (layout.model_file(name, layout.CHECKPOINTS),)
         stage = job(f"train-{name}", "train", config, export_dir(name), round_index)
         return replace(stage, resets=resets)
 
     stages = [
-        job("concepts", "concepts", cfg.concepts.load("concepts", shared), "concepts/pool"),
-        job("rationales", "rationales", cfg.rationales.load("rationales", shared), "rationales"),
-        train("train_generator", generator_name(cfg, 0), {"data.source": "rationales/data"}, 0),
+        job("concepts", "concepts", cfg.concepts.load("concepts", shared), layout.POOL),
+        job(
+            "rationales", "rationales", cfg.rationales.load("rationales", shared), layout.RATIONALES
+        ),
+        train("train_generator", generator_name(cfg, 0), {"data.source": layout.RATIONALE_DATA}, 0),
     ]
     base_seed = cfg.synthesize.load("synthesize", shared).combinations.seed
     for k in range(cfg.rounds):
@@ -97,10 +99,11 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
             "combinations.seed": base_seed + k,  # each round explores new combinations
         }
         config = cfg.synthesize.load("synthesize", forced)
-        stages.append(job(f"synthesize-{k}", "synthesize", config, f"synthesis/round-{k}", k))
+        stages.append(job(f"synthesize-{k}", "synthesize", config, layout.round_dir(k), k))
     stages.append(job("quality", "quality", cfg.quality.load("quality", shared), KEPT_DIR))
-    stages.append(job("distill", "distill", cfg.distill.load("distill", shared), "distill"))
-    stages.append(train("train_student", cfg.student_name, {"data.source": "distill/sft"}, None))
+    stages.append(job("distill", "distill", cfg.distill.load("distill", shared), layout.DISTILL))
+    student_data = {"data.source": layout.DISTILL_SFT}
+    stages.append(train("train_student", cfg.student_name, student_data, None))
     evaluate = cfg.evaluate.load("evaluate", {**shared, "model.model": _model(cfg.student_name)})
     stages.append(job("evaluate", "evaluate", evaluate, _eval_dir(evaluate)))
     if cfg.report:
@@ -111,7 +114,7 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
 def _eval_dir(config: Any) -> str:
     from promptcot_ray.evaluate.job import eval_name
 
-    return f"eval/{eval_name(config)}"
+    return layout.eval_dir(eval_name(config))
 
 
 def pending(

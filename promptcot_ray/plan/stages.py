@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from promptcot_ray import layout
 from promptcot_ray.config import LLMConfig
 from promptcot_ray.plan.configs import JobFile, PlanError
 from promptcot_ray.plan.estimate import CpuLoad, EngineLoad, StageLoad, TrainLoad
@@ -158,7 +159,7 @@ def train_stage(f: JobFile, ctx: Context) -> StageLoad:
     if not cfg.use_gpu:
         raise PlanError(f"{f.path}: use_gpu is false; the planner prices GPU runs")
     source = cfg.data.source
-    if source.startswith("distill/sft"):
+    if source.startswith(layout.DISTILL_SFT):
         rows = sizes.sft_rows
         row = prompt_tokens(build_solve_messages(_text(wl.seed_problem_tokens, wl)), wl)
         row += wl.teacher_output_tokens
@@ -250,7 +251,7 @@ def eval_items(cfg: Any, ctx: Context) -> int:
     """Items over every set: a limit, the labelled problems, or the known set size."""
     wl, total = ctx.workload, 0
     for s in cfg.benchmarks:
-        if s.path and s.path.rstrip("/").startswith("distill/labels"):
+        if s.path and s.path.rstrip("/").startswith(layout.LABELS):
             n = ctx.sizes.labelled
         else:
             n = wl.eval_items.get(s.name, wl.eval_items_default)
@@ -297,6 +298,6 @@ RUN_ORDER = ("concepts", "rationales", "train", "synthesize", "quality", "distil
 
 def run_order(f: JobFile) -> int:
     """Where a job sits in the run: a student's training comes after distillation."""
-    if f.job == "train" and f.cfg.data.source.startswith("distill/"):
+    if f.job == "train" and f.cfg.data.source.startswith(layout.DISTILL + "/"):
         return RUN_ORDER.index("student")
     return RUN_ORDER.index(f.job) if f.job in RUN_ORDER else len(RUN_ORDER)

@@ -10,7 +10,6 @@ Precedence when several reasons apply: contaminated > seed copy > exact > near d
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray import stage_marker
 from promptcot_ray.config import QualityConfig, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, NgramIndex, build_index
@@ -52,7 +51,6 @@ logger = logging.getLogger(__name__)
 JOB = "quality"
 _BATCH = {"batch_format": "pyarrow", "zero_copy_batch": True}
 _MAX_PARTITIONS = 32
-_ROUND_DIR = re.compile(r"round-\d+")  # synthesis/round-<k>
 
 
 class NoAcceptedProblems(RuntimeError):
@@ -75,8 +73,9 @@ def accepted_files(run: RunDir) -> list[str]:
     One listing per round's accepted/ folder (a few keys each, compacted), not a listing of
     every results, drafts and judgements object under synthesis/.
     """
-    rounds = [d for d in run.list_dirs("synthesis") if _ROUND_DIR.fullmatch(d)]
-    return [f for d in rounds for f in run.list_files(f"synthesis/{d}/accepted", ".parquet")]
+    found = (layout.round_index(d) for d in run.list_dirs(layout.SYNTHESIS))
+    rounds = sorted(k for k in found if k is not None)
+    return [f for k in rounds for f in run.list_files(layout.round_part(k, "accepted"), ".parquet")]
 
 
 def _collect(ds) -> pa.Table | None:
@@ -159,12 +158,12 @@ def run(cfg: QualityConfig) -> QualitySummary:
     files = accepted_files(run_dir)
     if not files:
         raise NoAcceptedProblems(
-            f"no accepted problems under {run_dir.uri_of('synthesis')}/round-*/accepted; "
+            f"no accepted problems under {run_dir.uri_of(layout.ACCEPTED_GLOB)}; "
             "run synthesize first"
         )
     for rel in (KEPT_DIR, REMOVED_DIR):  # both are rewritten below
         stage_marker.begin(run_dir, rel)
-    run_dir.write_text("quality/config.yaml", config_to_yaml(cfg))
+    run_dir.write_text(layout.config_file(layout.QUALITY), config_to_yaml(cfg))
     index = _build_index(cfg, run_dir)
     accepted = ray.data.read_parquet([run_dir.path(f) for f in files], filesystem=run_dir.fs)
     decisions = find_removals(cfg, accepted.select_columns([R.ID, "problem"]), index)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from promptcot_ray import layout
 from promptcot_ray import records as R
 from promptcot_ray.quality.dedup import Decision
 from promptcot_ray.synthesis.outputs import ACCEPTED_SCHEMA
 
-KEPT_DIR = "problems"
-REMOVED_DIR = "problems-removed"
+KEPT_DIR = layout.PROBLEMS
+REMOVED_DIR = layout.PROBLEMS_REMOVED
 KEPT_SCHEMA = ACCEPTED_SCHEMA
 REMOVED_SCHEMA = pa.schema(
     R.LINEAGE_FIELDS

@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from promptcot_ray import layout
 from promptcot_ray import records as R
 from promptcot_ray.config import BenchmarkSource, ConfigError, StorageConfig
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, Reference, benchmark_source
@@ -18,7 +19,7 @@ from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
 
-SEEDS_DIR = "concepts/seeds"  # written by the concepts job (concepts.job.SEEDS_DIR)
+SEEDS_DIR = layout.SEEDS  # written by the concepts job
 
 
 def _read_file(path: str, storage: StorageConfig) -> list[dict[str, Any]]:

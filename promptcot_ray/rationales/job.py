@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray import stage_marker
 from promptcot_ray.concepts.job import (
     EXTRACTED_DIR,
     TooManyErrors,
@@ -39,10 +39,10 @@ from promptcot_ray.storage import RunDir
 logger = logging.getLogger(__name__)
 
 JOB = "rationales"
-RESULTS_DIR = "rationales/results"
-DATA_DIR = "rationales/data"
-REJECTS_DIR = "rationales/rejects"
-STAGE_DIR = "rationales"  # the stage's marker: rationales/_SUCCESS.json
+RESULTS_DIR = layout.RATIONALE_RESULTS
+DATA_DIR = layout.RATIONALE_DATA
+REJECTS_DIR = layout.RATIONALE_REJECTS
+STAGE_DIR = layout.RATIONALES  # the stage's marker: rationales/_SUCCESS.json
 
 
 @dataclass
@@ -164,7 +164,7 @@ def run(cfg: RationalesConfig) -> RationalesSummary:
     run_dir.preflight()
     stage_marker.begin(run_dir, STAGE_DIR)  # data/ and rejects/ are rewritten below
     cfg = with_run_models(cfg, run_dir)  # `run:models/<name>/final` -> its location
-    run_dir.write_text("rationales/config.yaml", config_to_yaml(cfg))
+    run_dir.write_text(layout.config_file(STAGE_DIR), config_to_yaml(cfg))
     with_level, no_level = _inputs(run_dir)
     if no_level.num_rows:
         table = pa.Table.from_pylist(_no_level_rows(no_level), schema=RATIONALE_SCHEMA)

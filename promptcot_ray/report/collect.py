@@ -9,7 +9,6 @@ A part the run does not have is None or empty, never an error: a run may hold on
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,17 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray import stage_marker
 from promptcot_ray.concepts.pool import CONCEPTS_TABLE
-from promptcot_ray.concepts.store import POOL_DIR
-from promptcot_ray.distill.job import LABELS_DIR, SOLUTIONS_DIR
 from promptcot_ray.ledger import read_ledger
-from promptcot_ray.quality.outputs import KEPT_DIR, REMOVED_DIR
 from promptcot_ray.storage import RunDir
-from promptcot_ray.train.loop import CURVE_FILE, curve_from_csv
+from promptcot_ray.train.loop import curve_from_csv
 
-_ROUND_DIR = re.compile(r"^round-(\d+)$")
 JUDGEMENT_COLUMNS = ["draft_id", "judge", "verdict", "ratings", R.STATUS]
 
 
@@ -112,7 +107,7 @@ def _round_counts(run: RunDir, base: str) -> tuple[int | None, int | None, int |
 
 def read_round(run: RunDir, index: int) -> RoundData:
     """Counts and plotted columns of synthesis/round-<index>."""
-    base = f"synthesis/round-{index}"
+    base = layout.round_dir(index)
     judgements = scan(run, f"{base}/judgements", JUDGEMENT_COLUMNS)
     accepted = scan(run, f"{base}/accepted", [R.ID, "level", "concepts", "problem"], _word_counts)
     rejected = scan(run, f"{base}/rejected", [R.REASON])
@@ -137,19 +132,19 @@ def read_round(run: RunDir, index: int) -> RoundData:
 
 def round_indices(run: RunDir) -> list[int]:
     """The k of every synthesis/round-<k> folder, in numeric order."""
-    found = (_ROUND_DIR.match(name) for name in _subdirs(run, "synthesis"))
-    return sorted(int(m.group(1)) for m in found if m)
+    found = (layout.round_index(name) for name in _subdirs(run, layout.SYNTHESIS))
+    return sorted(k for k in found if k is not None)
 
 
 def _pool_size(run: RunDir) -> int | None:
-    rel = f"{POOL_DIR}/{CONCEPTS_TABLE}.parquet"
+    rel = f"{layout.POOL}/{CONCEPTS_TABLE}.parquet"
     return run.read_parquet_file(rel, ["concept_id"]).num_rows if run.exists(rel) else None
 
 
 def _loss_curves(run: RunDir) -> dict[str, pd.DataFrame]:
     curves = {}
-    for name in _subdirs(run, "models"):
-        rel = f"models/{name}/{CURVE_FILE}"
+    for name in _subdirs(run, layout.MODELS):
+        rel = layout.model_file(name, layout.CURVE_FILE)
         if run.exists(rel):
             curves[name] = pd.DataFrame(curve_from_csv(run.read_text(rel)))
     return curves
@@ -157,16 +152,16 @@ def _loss_curves(run: RunDir) -> dict[str, pd.DataFrame]:
 
 def _evals(run: RunDir) -> dict[str, dict[str, Any]]:
     return {
-        name: run.read_json(f"eval/{name}/summary.json")
-        for name in _subdirs(run, "eval")
-        if run.exists(f"eval/{name}/summary.json")
+        name: run.read_json(layout.eval_summary(name))
+        for name in _subdirs(run, layout.EVAL)
+        if run.exists(layout.eval_summary(name))
     }
 
 
 def _removed(run: RunDir) -> Counter[str] | None:
-    df = scan(run, REMOVED_DIR, [R.REASON])
+    df = scan(run, layout.PROBLEMS_REMOVED, [R.REASON])
     if df is None:
-        return Counter() if run.is_complete(REMOVED_DIR) else None
+        return Counter() if run.is_complete(layout.PROBLEMS_REMOVED) else None
     return Counter(df[R.REASON].fillna("none"))
 
 
@@ -174,13 +169,13 @@ def _solutions(run: RunDir) -> pd.DataFrame | None:
     def valid_flag(table: pa.Table) -> pa.Table:
         return table.append_column("valid", pc.equal(table[R.STATUS], R.STATUS_OK))
 
-    return scan(run, SOLUTIONS_DIR, [R.STATUS, R.REASON, "tokens_out"], valid_flag)
+    return scan(run, layout.SOLUTIONS, [R.STATUS, R.REASON, "tokens_out"], valid_flag)
 
 
 def collect(run: RunDir) -> RunData:
     """Read the run directory's outputs; parts that are missing stay None or empty."""
-    kept = scan(run, KEPT_DIR, [R.ID, "round"])
-    if kept is None and run.is_complete(KEPT_DIR):  # the gates ran and kept nothing
+    kept = scan(run, layout.PROBLEMS, [R.ID, "round"])
+    if kept is None and run.is_complete(layout.PROBLEMS):  # the gates ran and kept nothing
         kept = pd.DataFrame(columns=[R.ID, "round"])
     return RunData(
         uri=run.uri,
@@ -189,7 +184,7 @@ def collect(run: RunDir) -> RunData:
         pool_size=_pool_size(run),
         kept=kept,
         removed=_removed(run),
-        labels=scan(run, LABELS_DIR, ["problem_id", R.STATUS, R.REASON]),
+        labels=scan(run, layout.LABELS, ["problem_id", R.STATUS, R.REASON]),
         solutions=_solutions(run),
         loss_curves=_loss_curves(run),
         evals=_evals(run),

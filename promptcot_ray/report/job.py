@@ -11,6 +11,7 @@ import logging
 
 import pyarrow.fs as pafs
 
+from promptcot_ray import layout
 from promptcot_ray.config import StorageConfig
 from promptcot_ray.records import now_iso
 from promptcot_ray.report import plots
@@ -21,8 +22,8 @@ from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
-PAGE = f"{REPORT_DIR}/index.html"
+REPORT_DIR = layout.REPORT
+PAGE = layout.REPORT_INDEX
 PLOTS_DIR = "plots"  # relative to the page
 _KNOWN_PARTS = ("ledger.jsonl", "synthesis", "concepts", "problems", "distill", "models", "eval")
 

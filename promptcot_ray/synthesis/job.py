@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray import stage_marker
 from promptcot_ray.config import SynthesizeConfig, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import HELPER_CPUS, dataset_from_table, write_rows
@@ -49,7 +49,7 @@ class RunSummary:
 
 
 def round_dir_of(cfg: SynthesizeConfig) -> str:
-    return f"synthesis/round-{cfg.round}"
+    return layout.round_dir(cfg.round)
 
 
 def freeze_config(run: RunDir, cfg: SynthesizeConfig, round_dir: str) -> None:

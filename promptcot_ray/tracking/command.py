@@ -7,14 +7,15 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from promptcot_ray import layout
 from promptcot_ray.storage import RunDir
 
 # The frozen configs logged as parameters, each under its own prefix.
 CONFIGS = {
-    "pipeline": "pipeline/config.yaml",
-    "synthesize": "config.yaml",
-    "quality": "quality/config.yaml",
-    "distill": "distill/config.yaml",
+    "pipeline": layout.config_file(layout.PIPELINE),
+    "synthesize": layout.CONFIG_FILE,
+    "quality": layout.config_file(layout.QUALITY),
+    "distill": layout.config_file(layout.DISTILL),
 }
 
 

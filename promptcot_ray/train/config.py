@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from promptcot_ray import layout
 from promptcot_ray.config import RayConfig, StorageConfig, _Frozen
 
 
@@ -18,7 +19,7 @@ class TrainData(_Frozen):
     """Prompt/completion rows: a run-directory dataset or a file (local or s3://)."""
 
     source: str = Field(
-        "rationales/data",
+        layout.RATIONALE_DATA,
         description="A run-directory dataset (relative path such as rationales/data or "
         "distill/sft), or a JSONL/Parquet file or folder given as an absolute path or s3:// URI.",
     )

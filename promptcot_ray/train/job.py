@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
+from promptcot_ray import layout
 from promptcot_ray.config import ConfigError, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.model_paths import export_dir, resolve_model
@@ -33,7 +34,7 @@ from promptcot_ray.train.loop import CURVE_FILE, curve_from_csv, train_loop
 logger = logging.getLogger(__name__)
 
 JOB = "train"
-CHECKPOINTS = "checkpoints"
+CHECKPOINTS = layout.CHECKPOINTS
 BYTES_PER_TOKEN = 12  # int32 input id + label + position id
 
 
@@ -72,13 +73,13 @@ RESUME_SAFE_FIELDS = {"ray", "env_vars", "max_failures", "keep_checkpoints", "ex
 def _check_checkpoints_match(cfg: TrainConfig, run: RunDir) -> None:
     """Ray Train resumes from models/<name>/checkpoints by itself; refuse to continue a run
     whose data, model or optimisation settings have changed since."""
-    rel = f"models/{cfg.name}/_TRAINING.json"
+    rel = layout.model_file(cfg.name, "_TRAINING.json")
     settings = cfg.model_dump(mode="json", exclude=RESUME_SAFE_FIELDS)
     key = make_id("train-settings", settings)
-    checkpoints = run.exists(f"models/{cfg.name}/{CHECKPOINTS}")
+    checkpoints = run.exists(layout.model_file(cfg.name, CHECKPOINTS))
     if checkpoints and run.exists(rel) and run.read_json(rel).get("settings_hash") != key:
         raise TrainError(
-            f"{run.uri_of('models', cfg.name, CHECKPOINTS)} holds checkpoints of a run "
+            f"{run.uri_of(layout.model_file(cfg.name, CHECKPOINTS))} holds checkpoints of a run "
             f"with other settings; use another name (--set name=...) or delete "
             f"models/{cfg.name}/ to start over"
         )
@@ -144,7 +145,7 @@ def _trainer(cfg: TrainConfig, run: RunDir, dataset: Any, loop_config: dict[str,
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         run_config=RunConfig(
             name=CHECKPOINTS,
-            storage_path=run.path("models", cfg.name),
+            storage_path=run.path(layout.model_dir(cfg.name)),
             storage_filesystem=run.fs,
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
             failure_config=FailureConfig(max_failures=cfg.max_failures),
@@ -195,7 +196,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
             f"name (--set name=...) or delete models/{cfg.name}/"
         )
     _check_checkpoints_match(cfg, run_dir)
-    run_dir.write_text(f"models/{cfg.name}/config.yaml", config_to_yaml(cfg))
+    run_dir.write_text(layout.model_file(cfg.name, layout.CONFIG_FILE), config_to_yaml(cfg))
     if cfg.rehearse:  # the tiny model stands in for base_model (train/rehearsal.py)
         from promptcot_ray.train.rehearsal import tiny_model_uri
 
@@ -258,7 +259,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         ) from exc
     if result.error is not None:
         raise TrainError(f"training failed: {type(result.error).__name__}: {result.error}")
-    curve = curve_from_csv(run_dir.read_text(f"models/{cfg.name}/{CURVE_FILE}"))
+    curve = curve_from_csv(run_dir.read_text(layout.model_file(cfg.name, CURVE_FILE)))
     seconds = time.perf_counter() - started
     summary = {
         "name": cfg.name,
@@ -272,7 +273,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         "tokens_per_s": _mean([r["tokens_per_s"] for r in curve]),
         "seconds": round(seconds, 1),
         "export": run_dir.uri_of(target) if cfg.export else None,
-        "checkpoints": run_dir.uri_of("models", cfg.name, CHECKPOINTS),
+        "checkpoints": run_dir.uri_of(layout.model_file(cfg.name, CHECKPOINTS)),
     }
     append_records(
         run_dir,

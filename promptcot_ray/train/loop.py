@@ -13,6 +13,7 @@ import tempfile
 import time
 from typing import Any
 
+from promptcot_ray import layout
 from promptcot_ray.train.config import TrainConfig
 from promptcot_ray.train.deepspeed_config import deepspeed_config, lr_multiplier
 from promptcot_ray.train.examples import collate
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_TAG = "ds"  # one DeepSpeed tag per Ray checkpoint folder
 STATE_KEY = "promptcot_state"  # our resume position inside DeepSpeed's client_state
-CURVE_FILE = "loss_curve.csv"
+CURVE_FILE = layout.CURVE_FILE
 CURVE_COLUMNS = ("step", "epoch", "loss", "lr", "tokens", "step_seconds", "tokens_per_s")
 
 
@@ -122,7 +123,7 @@ def _write_curve(cfg: TrainConfig, curve: list[dict[str, Any]]) -> None:
     lines = [",".join(CURVE_COLUMNS)]
     lines += [",".join(str(row[c]) for c in CURVE_COLUMNS) for row in curve]
     run = RunDir(cfg.storage.run_dir, cfg.storage)
-    run.write_text(f"models/{cfg.name}/{CURVE_FILE}", "\n".join(lines) + "\n")
+    run.write_text(layout.model_file(cfg.name, CURVE_FILE), "\n".join(lines) + "\n")
 
 
 def _export(cfg: TrainConfig, engine: Any, tokenizer: Any, info: dict[str, Any]) -> None:
