@@ -87,14 +87,13 @@ def _run_job(
     rehearse: bool = False,
 ):
     """Load the job's config, connect to Ray, run it; known failures exit 2 with a message."""
-    import importlib
-
     from promptcot_ray.guarded import run_guarded
-    from promptcot_ray.job_configs import JOB_CONFIGS, JOB_MODULES
+    from promptcot_ray.job_configs import JOBS
 
     _setup_logging(verbose)
-    module = importlib.import_module(JOB_MODULES[job])
-    cfg = load_config(JOB_CONFIGS[job], config, overrides or [])  # UserErrors: _Commands
+    spec = JOBS[job]
+    module = spec.load()
+    cfg = load_config(spec.config, config, overrides or [])  # UserErrors: _Commands
     cfg, check_mode = _rehearsal_checked(cfg, rehearse)
     try:  # preflight, cluster check, lease (then the run-mode check), signals
         return run_guarded(cfg, module.run, on_held=check_mode)
@@ -112,22 +111,33 @@ def _rehearsal_checked(cfg, rehearse: bool):
     return cfg, lambda run_dir: check_run_mode(run_dir, run_mode(cfg))
 
 
-@app.command()
-def synthesize(
-    config: ConfigOption = None,
-    set_: SetOption = None,
-    verbose: VerboseOption = False,
-    rehearse: RehearseOption = False,
-) -> None:
-    """Sample concept combinations, generate problems, judge them, keep the perfect ones.
+def _job_command(name: str, help_text: str) -> None:
+    """Register the command of one registered job (job_configs.JOBS): the same options for
+    every job, its summary printed at the end."""
 
-    Writes drafts, judgements, accepted and rejected rows (each with a reason) under
-    <run_dir>/synthesis/round-<k>/ and one ledger line per stage. Re-running the same
-    command resumes: finished combinations are not generated again.
-    """
-    from promptcot_ray.summary import print_synthesis_summary
+    def command(
+        config: ConfigOption = None,
+        set_: SetOption = None,
+        verbose: VerboseOption = False,
+        rehearse: RehearseOption = False,
+    ) -> None:
+        from promptcot_ray.job_configs import JOBS
 
-    print_synthesis_summary(_run_job("synthesize", config, set_, verbose, rehearse))
+        JOBS[name].print_summary(_run_job(name, config, set_, verbose, rehearse))
+
+    command.__name__ = name
+    command.__doc__ = help_text
+    app.command(name)(command)
+
+
+def _register_job_commands(names: list[str]) -> None:
+    from promptcot_ray.job_configs import JOBS
+
+    for name in names:
+        _job_command(name, JOBS[name].help)
+
+
+_register_job_commands(["synthesize"])  # first in --help: the main job
 
 
 @app.command()
@@ -188,113 +198,7 @@ def pipeline(
     print_pipeline_summary(summary)
 
 
-@app.command()
-def concepts(
-    config: ConfigOption = None,
-    set_: SetOption = None,
-    verbose: VerboseOption = False,
-    rehearse: RehearseOption = False,
-) -> None:
-    """Extract k foundational concepts per seed problem and build the concept pool.
-
-    Reads seeds (JSONL, Parquet or a Hugging Face dataset), writes concepts/seeds,
-    concepts/extracted (one row per seed, with a reason when rejected) and
-    concepts/pool (embeddings, frequencies, co-occurrence), which synthesize samples from.
-    """
-    from promptcot_ray.summary import print_concepts_summary
-
-    print_concepts_summary(_run_job("concepts", config, set_, verbose, rehearse))
-
-
-@app.command()
-def rationales(
-    config: ConfigOption = None,
-    set_: SetOption = None,
-    verbose: VerboseOption = False,
-    rehearse: RehearseOption = False,
-) -> None:
-    """Write each seed's design rationale and the generator's SFT rows.
-
-    Needs the concepts job's output. Writes rationales/data (prompt = the generator
-    prompt, completion = tagged rationale + problem) and rationales/rejects.
-    """
-    from promptcot_ray.summary import print_rationales_summary
-
-    print_rationales_summary(_run_job("rationales", config, set_, verbose, rehearse))
-
-
-@app.command()
-def quality(
-    config: ConfigOption = None,
-    set_: SetOption = None,
-    verbose: VerboseOption = False,
-    rehearse: RehearseOption = False,
-) -> None:
-    """Remove exact and near-duplicate problems and benchmark or seed copies.
-
-    Reads every round's synthesis/round-<k>/accepted and writes problems/ (kept) and
-    problems-removed/ (one row per removed problem: reason, matched id or source, the
-    estimated Jaccard or the shared n-gram), plus one ledger line.
-    """
-    from promptcot_ray.summary import print_quality_summary
-
-    print_quality_summary(_run_job("quality", config, set_, verbose, rehearse))
-
-
-@app.command()
-def train(
-    config: ConfigOption = None,
-    set_: SetOption = None,
-    verbose: VerboseOption = False,
-    rehearse: RehearseOption = False,
-) -> None:
-    """Fine-tune a model on prompt/completion rows with DeepSpeed ZeRO on Ray Train.
-
-    Trains the generator (data.source: rationales/data) or a student (distill/sft).
-    Checkpoints go to <run_dir>/models/<name>/checkpoints, the loss curve to
-    models/<name>/loss_curve.csv and the Hugging Face export to models/<name>/final, which
-    other jobs name as `run:models/<name>/final`. Re-running after a kill resumes from the
-    latest checkpoint.
-    """
-    from promptcot_ray.summary import print_train_summary
-
-    print_train_summary(_run_job("train", config, set_, verbose, rehearse))
-
-
-@app.command()
-def distill(
-    config: ConfigOption = None,
-    set_: SetOption = None,
-    verbose: VerboseOption = False,
-    rehearse: RehearseOption = False,
-) -> None:
-    """Solve each problem n times with a teacher; majority-vote pseudo-labels; student SFT rows.
-
-    Reads problems/ (quality job) or every round's accepted rows. Writes distill/solutions
-    (each sample, or its rejection reason), distill/labels (label + confidence per problem)
-    and distill/sft (prompt/completion rows for `train`). Re-running resumes.
-    """
-    from promptcot_ray.summary import print_distill_summary
-
-    print_distill_summary(_run_job("distill", config, set_, verbose, rehearse))
-
-
-@app.command()
-def evaluate(
-    config: ConfigOption = None,
-    set_: SetOption = None,
-    verbose: VerboseOption = False,
-    rehearse: RehearseOption = False,
-) -> None:
-    """Evaluate a model: n seeded runs per benchmark item, answers graded with math-verify.
-
-    Prints accuracy mean +- sample std over runs, mean reasoning tokens and timeouts per
-    benchmark; writes eval/<name>/samples and summary.json. With difficulty: true it also
-    prints the method's difficulty measures for every set (synthetic sets included).
-    """
-    from promptcot_ray.summary import print_evaluate_summary
-
-    print_evaluate_summary(_run_job("evaluate", config, set_, verbose, rehearse))
+_register_job_commands(["concepts", "rationales", "quality", "train", "distill", "evaluate"])
 
 
 @app.command()

@@ -6,7 +6,6 @@ one. Each job keeps its own resume logic, so a stage cut off half-way resumes in
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any
 
 from promptcot_ray import layout
 from promptcot_ray.config import ConfigError, config_to_yaml
-from promptcot_ray.job_configs import JOB_MODULES
+from promptcot_ray.job_configs import JOBS
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.pipeline import generator_data
 from promptcot_ray.pipeline.config import PipelineConfig
@@ -32,15 +31,6 @@ from promptcot_ray.tracking.mlflow_sink import sync as track
 
 logger = logging.getLogger(__name__)
 JOB = "pipeline"
-SUMMARY_PRINTERS = {
-    "synthesize": "print_synthesis_summary",
-    "concepts": "print_concepts_summary",
-    "rationales": "print_rationales_summary",
-    "quality": "print_quality_summary",
-    "train": "print_train_summary",
-    "distill": "print_distill_summary",
-    "evaluate": "print_evaluate_summary",
-}
 
 
 class PipelineError(RuntimeError):
@@ -121,7 +111,8 @@ def _run_stage(cfg: PipelineConfig, stage: Stage, run_dir: RunDir) -> Any:
         from promptcot_ray.report.job import build_report
 
         return build_report(run_dir.uri, cfg.storage)  # the YAML's endpoint and region too
-    module = importlib.import_module(JOB_MODULES[stage.job])
+    spec = JOBS[stage.job]
+    module = spec.load()
     # the jobs' typed failures only: any other exception is a bug and keeps its traceback
     expected = (ConfigError, StorageError, *getattr(module, "EXPECTED_ERRORS", ()))
     try:
@@ -131,9 +122,7 @@ def _run_stage(cfg: PipelineConfig, stage: Stage, run_dir: RunDir) -> Any:
             f"stage {stage.name} failed: {exc}\nFix the cause and re-run the same command: "
             f"the pipeline resumes at {stage.name}."
         ) from exc
-    import promptcot_ray.summary as printers
-
-    getattr(printers, SUMMARY_PRINTERS[stage.job])(result)
+    spec.print_summary(result)
     return result
 
 
