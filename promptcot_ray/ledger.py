@@ -16,9 +16,10 @@ from promptcot_ray.storage import RunDir
 LEDGER_FILE = "ledger.jsonl"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StageRecord:
-    """What one stage of one job did."""
+    """What one stage of one job did (keyword arguments only: eleven fields read badly by
+    position, and a swapped rows_in/rows_out would still type-check)."""
 
     job: str
     stage: str

@@ -130,20 +130,28 @@ def _ledger(cfg: ConceptsConfig, seeds: pa.Table, extracted: pa.Table, pool, sec
     ok = len(rows) - sum(extract_rejects.values())
     pool_extra = {"concepts": len(pool.concepts), "version": pool.version} if pool else {}
     return [
-        StageRecord(JOB, R.STAGE_SEEDS, seeds.num_rows, kept, dict(seed_rejects)),
         StageRecord(
-            JOB,
-            R.STAGE_EXTRACT,
-            kept,
-            ok,
-            dict(extract_rejects),
-            sum(r["tokens_in"] for r in rows),
-            sum(r["tokens_out"] for r in rows),
-            secs,
-            cfg.extractor.model,
-            concept_prompt.VERSION,
+            job=JOB,
+            stage=R.STAGE_SEEDS,
+            rows_in=seeds.num_rows,
+            rows_out=kept,
+            rejected=dict(seed_rejects),
         ),
-        StageRecord(JOB, R.STAGE_POOL, ok, ok, {}, extra=pool_extra),
+        StageRecord(
+            job=JOB,
+            stage=R.STAGE_EXTRACT,
+            rows_in=kept,
+            rows_out=ok,
+            rejected=dict(extract_rejects),
+            tokens_in=sum(r["tokens_in"] for r in rows),
+            tokens_out=sum(r["tokens_out"] for r in rows),
+            seconds=secs,
+            model=cfg.extractor.model,
+            prompt_version=concept_prompt.VERSION,
+        ),
+        StageRecord(
+            job=JOB, stage=R.STAGE_POOL, rows_in=ok, rows_out=ok, rejected={}, extra=pool_extra
+        ),
     ]
 
 

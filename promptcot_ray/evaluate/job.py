@@ -219,10 +219,10 @@ def run(cfg: EvaluateConfig) -> EvaluateSummary:
         run_dir,
         [
             StageRecord(
-                JOB,
-                f"{STAGE_EVAL}:{name}",
-                len(rows),
-                len(rows),
+                job=JOB,
+                stage=f"{STAGE_EVAL}:{name}",
+                rows_in=len(rows),
+                rows_out=len(rows),
                 tokens_out=int(sum(int(r["tokens_out"] or 0) for r in rows)),
                 seconds=seconds,
                 model=cfg.model.model,

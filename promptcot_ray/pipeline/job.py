@@ -136,7 +136,7 @@ def record_accept_rates(run_dir: RunDir, rounds: int) -> dict[int, tuple[int, in
         total = run_dir.read_json(rel).get("total", {})  # the round's ledger line
         combinations, accepted = int(total.get("rows_in", 0)), int(total.get("rows_out", 0))
         rates[k] = (accepted, combinations)
-        record = StageRecord(JOB, "accept_rate", combinations, accepted)
+        record = StageRecord(job=JOB, stage="accept_rate", rows_in=combinations, rows_out=accepted)
         record.rejected = {"not_accepted": combinations - accepted}
         record.extra = {
             "round": k,

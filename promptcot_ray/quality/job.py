@@ -177,7 +177,14 @@ def run(cfg: QualityConfig) -> QualitySummary:
     seconds = time.time() - started
     chash = config_hash(cfg)
     extra = {"config": chash, "benchmarks": [b.name for b in cfg.benchmarks]}
-    record = StageRecord(JOB, R.STAGE_QUALITY, rows_in, kept, dict(reasons), seconds=seconds)
+    record = StageRecord(
+        job=JOB,
+        stage=R.STAGE_QUALITY,
+        rows_in=rows_in,
+        rows_out=kept,
+        rejected=dict(reasons),
+        seconds=seconds,
+    )
     record.extra = extra
     append_records(run_dir, [record])
     for rel, n in ((REMOVED_DIR, sum(reasons.values())), (KEPT_DIR, kept)):  # problems/ last

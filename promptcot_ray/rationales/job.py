@@ -192,16 +192,16 @@ def run(cfg: RationalesConfig) -> RationalesSummary:
         run_dir,
         [
             StageRecord(
-                JOB,
-                R.STAGE_RATIONALE,
-                total,
-                kept,
-                dict(rejected),
-                int(pc.sum(results["tokens_in"]).as_py() or 0) if results else 0,
-                int(pc.sum(results["tokens_out"]).as_py() or 0) if results else 0,
-                seconds,
-                cfg.writer.model,
-                rationale_prompt.VERSION,
+                job=JOB,
+                stage=R.STAGE_RATIONALE,
+                rows_in=total,
+                rows_out=kept,
+                rejected=dict(rejected),
+                tokens_in=int(pc.sum(results["tokens_in"]).as_py() or 0) if results else 0,
+                tokens_out=int(pc.sum(results["tokens_out"]).as_py() or 0) if results else 0,
+                seconds=seconds,
+                model=cfg.writer.model,
+                prompt_version=rationale_prompt.VERSION,
             )
         ],
     )

@@ -173,25 +173,25 @@ def ledger_records(cfg: SynthesizeConfig, counts: RoundCounts, seconds: float) -
     dups = counts.rejected.get(R.REASON_DUPLICATE_COMBINATION, 0)
     recs = [
         StageRecord(
-            JOB,
-            R.STAGE_COMBINATIONS,
-            counts.combinations,
-            counts.combinations - dups,
-            {R.REASON_DUPLICATE_COMBINATION: dups} if dups else {},
+            job=JOB,
+            stage=R.STAGE_COMBINATIONS,
+            rows_in=counts.combinations,
+            rows_out=counts.combinations - dups,
+            rejected={R.REASON_DUPLICATE_COMBINATION: dups} if dups else {},
             extra=extra,
         ),
         StageRecord(
-            JOB,
-            R.STAGE_GENERATE,
-            counts.drafts,
-            counts.parsed,
-            dict(counts.generate_rejected),
-            counts.tokens["generate_in"],
-            counts.tokens["generate_out"],
-            seconds,
-            cfg.generator.model,
-            gp.version(cfg.generator.prompt_format),
-            {**extra, "seconds_scope": "whole streaming pipeline (generate + judge)"},
+            job=JOB,
+            stage=R.STAGE_GENERATE,
+            rows_in=counts.drafts,
+            rows_out=counts.parsed,
+            rejected=dict(counts.generate_rejected),
+            tokens_in=counts.tokens["generate_in"],
+            tokens_out=counts.tokens["generate_out"],
+            seconds=seconds,
+            model=cfg.generator.model,
+            prompt_version=gp.version(cfg.generator.prompt_format),
+            extra={**extra, "seconds_scope": "whole streaming pipeline (generate + judge)"},
         ),
     ]
     rows_in = counts.parsed
@@ -199,27 +199,27 @@ def ledger_records(cfg: SynthesizeConfig, counts: RoundCounts, seconds: float) -
         rejected = dict(counts.judge_rejected.get(judge.name, {}))
         recs.append(
             StageRecord(
-                JOB,
-                f"{R.STAGE_JUDGE}:{judge.name}",
-                rows_in,
-                rows_in - sum(rejected.values()),
-                rejected,
-                counts.tokens[f"judge_{judge.name}_in"],
-                counts.tokens[f"judge_{judge.name}_out"],
-                seconds,
-                judge.llm.model,
-                jp.version(judge.reply_format),
-                {**extra, "verdicts": dict(counts.judge_verdicts.get(judge.name, {}))},
+                job=JOB,
+                stage=f"{R.STAGE_JUDGE}:{judge.name}",
+                rows_in=rows_in,
+                rows_out=rows_in - sum(rejected.values()),
+                rejected=rejected,
+                tokens_in=counts.tokens[f"judge_{judge.name}_in"],
+                tokens_out=counts.tokens[f"judge_{judge.name}_out"],
+                seconds=seconds,
+                model=judge.llm.model,
+                prompt_version=jp.version(judge.reply_format),
+                extra={**extra, "verdicts": dict(counts.judge_verdicts.get(judge.name, {}))},
             )
         )
         rows_in -= sum(rejected.values())
     recs.append(
         StageRecord(
-            JOB,
-            "total",
-            counts.combinations,
-            counts.accepted,
-            dict(counts.rejected),
+            job=JOB,
+            stage="total",
+            rows_in=counts.combinations,
+            rows_out=counts.accepted,
+            rejected=dict(counts.rejected),
             seconds=seconds,
             extra=extra,
         )

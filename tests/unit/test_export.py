@@ -95,7 +95,17 @@ def _distill(run: RunDir, root: Path) -> None:
     run.write_table(f"{SFT_DIR}/part-0.parquet", sft)
     run.write_text("distill/config.yaml", config_to_yaml(cfg))
     append_records(
-        run, [StageRecord("distill", STAGE_SOLVE, len(solutions), 11, {}, model=TEACHER)]
+        run,
+        [
+            StageRecord(
+                job="distill",
+                stage=STAGE_SOLVE,
+                rows_in=len(solutions),
+                rows_out=11,
+                rejected={},
+                model=TEACHER,
+            )
+        ],
     )
 
 

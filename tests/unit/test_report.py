@@ -164,7 +164,18 @@ def _quality(run: RunDir) -> None:
         run.mark_complete(rel, {})
     reasons = dict(Counter(d.reason for d in decisions.values()))
     kept = accepted.num_rows - len(decisions)
-    append_records(run, [StageRecord("quality", R.STAGE_QUALITY, accepted.num_rows, kept, reasons)])
+    append_records(
+        run,
+        [
+            StageRecord(
+                job="quality",
+                stage=R.STAGE_QUALITY,
+                rows_in=accepted.num_rows,
+                rows_out=kept,
+                rejected=reasons,
+            )
+        ],
+    )
 
 
 def _solution(problem_id: str, sample: int, reason: str | None, tokens: int) -> dict:
@@ -221,8 +232,23 @@ def _distill(run: RunDir) -> dict[str, tuple[int, str | None]]:
     append_records(
         run,
         [
-            StageRecord("distill", STAGE_SOLVE, len(solutions), valid, dict(bad), 50, 900, 40.0),
-            StageRecord("distill", STAGE_LABEL, len(labels), len(labels) - low.total(), dict(low)),
+            StageRecord(
+                job="distill",
+                stage=STAGE_SOLVE,
+                rows_in=len(solutions),
+                rows_out=valid,
+                rejected=dict(bad),
+                tokens_in=50,
+                tokens_out=900,
+                seconds=40.0,
+            ),
+            StageRecord(
+                job="distill",
+                stage=STAGE_LABEL,
+                rows_in=len(labels),
+                rows_out=len(labels) - low.total(),
+                rejected=dict(low),
+            ),
         ],
     )
     return outcomes
@@ -254,9 +280,21 @@ def _train_and_eval(run: RunDir) -> None:
     append_records(
         run,
         [
-            StageRecord("train", "train:generator", 40, 40, tokens_in=81920, seconds=30.0),
             StageRecord(
-                "evaluate", "evaluate_solve:student", 12, 12, tokens_out=6000, seconds=20.0
+                job="train",
+                stage="train:generator",
+                rows_in=40,
+                rows_out=40,
+                tokens_in=81920,
+                seconds=30.0,
+            ),
+            StageRecord(
+                job="evaluate",
+                stage="evaluate_solve:student",
+                rows_in=12,
+                rows_out=12,
+                tokens_out=6000,
+                seconds=20.0,
             ),
         ],
     )

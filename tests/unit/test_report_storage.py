@@ -36,7 +36,14 @@ def test_report_of_an_s3_run_whose_endpoint_is_only_in_the_yaml(s3_server, monke
     uri = f"s3://{bucket}/runs/r1"
     storage = StorageConfig(run_dir=uri, s3_endpoint_url=s3_server, s3_region="us-east-1")
     run = RunDir(uri, storage)
-    append_records(run, [StageRecord("concepts", "seeds", 4, 3, {"duplicate": 1})])
+    append_records(
+        run,
+        [
+            StageRecord(
+                job="concepts", stage="seeds", rows_in=4, rows_out=3, rejected={"duplicate": 1}
+            )
+        ],
+    )
     cfg = PipelineConfig(storage=storage, **{name: StageSpec() for name in SPECS})
 
     page = _run_stage(cfg, Stage("report", "report", None, None, None), run)

@@ -35,9 +35,45 @@ def test_error_rows_are_not_done_and_finished_copies_win(tmp_path):
 
 def test_ledger_keeps_one_line_per_job_stage_round(tmp_path):
     run = RunDir(str(tmp_path))
-    append_records(run, [StageRecord("synthesize", "generate", 4, 3, {"x": 1}, extra={"round": 0})])
-    append_records(run, [StageRecord("synthesize", "generate", 4, 3, {"x": 1}, extra={"round": 1})])
-    append_records(run, [StageRecord("synthesize", "generate", 5, 5, {}, extra={"round": 0})])
+    append_records(
+        run,
+        [
+            StageRecord(
+                job="synthesize",
+                stage="generate",
+                rows_in=4,
+                rows_out=3,
+                rejected={"x": 1},
+                extra={"round": 0},
+            )
+        ],
+    )
+    append_records(
+        run,
+        [
+            StageRecord(
+                job="synthesize",
+                stage="generate",
+                rows_in=4,
+                rows_out=3,
+                rejected={"x": 1},
+                extra={"round": 1},
+            )
+        ],
+    )
+    append_records(
+        run,
+        [
+            StageRecord(
+                job="synthesize",
+                stage="generate",
+                rows_in=5,
+                rows_out=5,
+                rejected={},
+                extra={"round": 0},
+            )
+        ],
+    )
     lines = read_ledger(run)
     assert [(x["extra"]["round"], x["rows_in"]) for x in lines] == [(1, 4), (0, 5)]
 

@@ -33,8 +33,12 @@ def test_completion_marker(tmp_path):
 
 def test_ledger_append_and_reconcile(tmp_path):
     run = RunDir(str(tmp_path))
-    good = StageRecord("synthesize", "generate", 10, 7, {"draft_empty": 3})
-    bad = StageRecord("synthesize", "judge", 10, 7, {"judge_unparseable": 2})
+    good = StageRecord(
+        job="synthesize", stage="generate", rows_in=10, rows_out=7, rejected={"draft_empty": 3}
+    )
+    bad = StageRecord(
+        job="synthesize", stage="judge", rows_in=10, rows_out=7, rejected={"judge_unparseable": 2}
+    )
     append_records(run, [good])
     append_records(run, [bad])
     lines = read_ledger(run)

@@ -79,7 +79,18 @@ def test_a_second_sync_logs_only_what_changed(run, tmp_path):
     c = client(cfg)
     assert len(c.get_metric_history(first, "train.generator.loss")) == 20
     # a re-run of a stage replaces its ledger line: the new totals are logged once more
-    append_records(run, [StageRecord("quality", "quality", 5, 2, {"near_duplicate": 3})])
+    append_records(
+        run,
+        [
+            StageRecord(
+                job="quality",
+                stage="quality",
+                rows_in=5,
+                rows_out=2,
+                rejected={"near_duplicate": 3},
+            )
+        ],
+    )
     sync(cfg, run)
     assert [m.value for m in c.get_metric_history(first, "quality.quality.rows_out")][-1] == 2
     assert len(c.get_metric_history(first, "quality.quality.rows_out")) == 2
