@@ -39,6 +39,20 @@ def without_written(
     return todo, len(done)
 
 
+def finished_rows(table: pa.Table, id_column: str) -> pa.Table:
+    """One row per id, in arrow (no Python loop over rows): the first non-error copy, else
+    the first copy. A retried call leaves its earlier error row behind; this drops it."""
+    n = table.num_rows
+    if not n:
+        return table
+    error = pc.fill_null(pc.equal(table[STATUS], STATUS_ERROR), False).cast(pa.int64())
+    rank = pc.add(pc.multiply(error, n), pa.array(range(n), pa.int64()))  # ok rows first
+    best = pa.table({"k": table[id_column], "r": rank}).group_by("k").aggregate([("r", "min")])
+    ranks = best["r_min"]
+    index = pc.if_else(pc.greater_equal(ranks, n), pc.subtract(ranks, n), ranks)
+    return table.take(pc.take(index, pc.sort_indices(index)))  # in the table's order
+
+
 def prefer_finished(rows: Iterable[dict[str, Any]], id_column: str) -> list[dict[str, Any]]:
     """One row per id: the first non-error copy, else the first copy (exactly-once reads)."""
     chosen: dict[str, dict[str, Any]] = {}

@@ -33,7 +33,7 @@ from promptcot_ray.rationales.stages import (
     CollectRationale,
     SettleRationale,
 )
-from promptcot_ray.resume import prefer_finished, without_written
+from promptcot_ray.resume import finished_rows, prefer_finished, without_written
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
@@ -205,8 +205,11 @@ def run(cfg: RationalesConfig) -> RationalesSummary:
             )
         ],
     )
-    results = run_dir.read_table(RESULTS_DIR, columns=[R.STATUS])
-    check_error_fraction(results, cfg.max_error_fraction, "rationale")
+    # one outcome per candidate: a retried call's earlier error row does not count again
+    results = run_dir.read_table(RESULTS_DIR, columns=["candidate_key", R.STATUS])
+    if results is not None:
+        once = finished_rows(results, "candidate_key")
+        check_error_fraction(once, cfg.max_error_fraction, "rationale")
     stage_marker.commit(run_dir, STAGE_DIR, config_hash(cfg), {"rows": kept, "inputs": total})
     return RationalesSummary(run_dir.uri, total, kept, rejected, seconds, done)
 

@@ -7,10 +7,11 @@ import pyarrow as pa
 import pytest
 
 from promptcot_ray import records as R
+from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
 from promptcot_ray.config import PoolConfig, StorageConfig
 from promptcot_ray.ledger import StageRecord, append_records, read_ledger
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, _FromChatResponse
-from promptcot_ray.resume import prefer_finished, without_written
+from promptcot_ray.resume import finished_rows, prefer_finished, without_written
 from promptcot_ray.storage import RunDir
 
 
@@ -31,6 +32,25 @@ def test_error_rows_are_not_done_and_finished_copies_win(tmp_path):
         {"key": "a", R.STATUS: R.STATUS_OK, "n": 4},
     ]
     assert sorted((r["key"], r["n"]) for r in prefer_finished(rows, "key")) == [("a", 3), ("b", 2)]
+    # the same choice in arrow, for tables too large to walk row by row on the driver
+    rows.append({"key": "c", R.STATUS: R.STATUS_ERROR, "n": 5})  # failed, never retried
+    chosen = finished_rows(pa.Table.from_pylist(rows), "key")
+    assert chosen["n"].to_pylist() == [2, 3, 5]  # one row per key, in the table's order
+    assert finished_rows(pa.Table.from_pylist(rows).slice(0, 0), "key").num_rows == 0
+
+
+def test_a_retried_error_does_not_count_against_max_error_fraction():
+    """Two of three rationale calls failed once and then succeeded: 1 of 3 candidates, not
+    3 of 5 rows, is an error (the rationales job used to count the stale copies)."""
+    rows = pa.table(
+        {
+            "candidate_key": ["a", "b", "a", "b", "c"],
+            R.STATUS: [R.STATUS_ERROR, R.STATUS_ERROR, R.STATUS_OK, R.STATUS_OK, R.STATUS_ERROR],
+        }
+    )
+    with pytest.raises(TooManyErrors, match="3 of 5"):
+        check_error_fraction(rows, 0.5, "rationale")
+    check_error_fraction(finished_rows(rows, "candidate_key"), 0.5, "rationale")  # 1 of 3
 
 
 def test_ledger_keeps_one_line_per_job_stage_round(tmp_path):
