@@ -96,11 +96,6 @@ def test_a_second_driver_is_refused_naming_the_live_holder(tiny_model_path, tmp_
     assert "in use by another driver" in refusal[0]
 
 
-@pytest.mark.skip(
-    reason="known bug (issue #17): a SIGTERM mid-round ended the driver with exit 15, not 143 "
-    "(seen once here; likely Ray's own SIGTERM handler, sys.exit(signum), still installed); "
-    "the refusal is checked above, resume after a kill in test_pipeline and test_rehearsal"
-)
 def test_sigterm_stops_in_bounded_time_and_the_rerun_decides_each_combination_once(
     tiny_model_path, tmp_path
 ):
