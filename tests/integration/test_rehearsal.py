@@ -1,5 +1,5 @@
-"""Rehearsal through the real commands: synthesize at a few thousand combinations with a
-SIGKILL and resume. The whole pipeline rehearsed on the embedded default (about 11 minutes on
+"""Rehearsal through the real commands: synthesize at a few thousand combinations, stopped
+by SIGKILL and by SIGTERM, and resumed. The whole pipeline rehearsed on the embedded default (about 11 minutes on
 2 cores) is benchmarks/rehearse_pipeline.py, outside CI's budget.
 
 Every engine call is the rehearsal stand-in (llm/rehearsal.py); everything else is the real
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from promptcot_ray.lease import LEASE_FILE
 from promptcot_ray.ledger import read_ledger
 from promptcot_ray.llm.rehearsal_config import REHEARSAL_MODEL
 from promptcot_ray.rehearsal import MODE_FILE
@@ -110,3 +111,52 @@ def test_killed_rehearsal_resumes_to_the_same_ids(reference, tmp_path):
         mine = RunDir(str(run_dir)).read_table(f"synthesis/round-0/{name}")
         ref = RunDir(str(reference)).read_table(f"synthesis/round-0/{name}")
         assert sorted(mine.column("id").to_pylist()) == sorted(ref.column("id").to_pylist())
+
+
+STOP_WITHIN_S = 60  # interrupts.DEFAULT_GRACE_S: the watchdog's limit
+
+
+def test_sigterm_stops_in_bounded_time_and_the_rerun_decides_each_combination_once(
+    reference, tmp_path
+):
+    """A KubeRay stop mid-round (issue #17): exit 143 within the grace period, a message
+    saying how to resume, the lease released; the re-run decides exactly the reference's
+    combinations, none twice. The engine is not the fault here, so it is the rehearsal one."""
+    run_dir = tmp_path / "stopped"
+    run = RunDir(str(run_dir))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    log_path = tmp_path / "stopped.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            _synthesize(run_dir, "--rehearse"), cwd=REPO, stdout=log, stderr=log, env=env
+        )
+        try:
+            deadline = time.time() + 600
+            while time.time() < deadline and proc.poll() is None:
+                if len(run.list_files(RESULTS, ".parquet")) >= 3:
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            started = time.time()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=STOP_WITHIN_S + 30)
+            stopped_in = time.time() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    first = log_path.read_text()
+    assert code == 128 + signal.SIGTERM, first[-3000:]
+    assert stopped_in < STOP_WITHIN_S, f"took {stopped_in:.0f} s to stop"
+    message = [x for x in first.splitlines() if x.startswith("error:")]
+    assert message and "stopped by SIGTERM" in message[-1], first[-3000:]
+    assert "re-run the same command to resume" in message[-1] and str(run_dir) in message[-1]
+    assert not run.is_complete("synthesis/round-0")
+    assert not run.exists(LEASE_FILE)  # released on the way out: the re-run need not wait
+
+    again = _run(_synthesize(run_dir, "--rehearse"))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    found = re.search(r"(\d+) already done", again.stderr + again.stdout)
+    assert found and int(found.group(1)) > 0, (again.stderr + again.stdout)[-3000:]
+    ids = outcome_ids(str(run_dir))
+    assert len(ids) == len(set(ids))  # none decided twice
+    assert sorted(ids) == sorted(outcome_ids(str(reference)))  # none lost
