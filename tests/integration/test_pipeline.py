@@ -1,16 +1,17 @@
 """The whole method through `promptcot-ray pipeline` on the embedded default (test sizes):
 every stage on real components, the report, and resume after a SIGKILL mid-pipeline.
 
-Row ids include the resolved path of run-trained models (run:models/... -> <run_dir>/...),
-so the uninterrupted run is moved aside and the killed run uses the same run-dir path: a
-re-run of the same command, as a user would do it.
+One run serves every test: it is killed in synthesize-1 (a middle stage, its first result
+file written) and re-run as a user would, so the run directory the other tests read is the
+resumed one. That the resumed ids equal an uninterrupted run's is checked where it is cheap
+(test_rehearsal.py, test_synthesize.py); here every combination must be decided exactly
+once and every stage complete.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -103,38 +104,36 @@ NON_EMPTY = [
     "synthesis/round-1/rejected",
     "pipeline/generator-data/round-1",
 ]
-# what the stages from synthesize-1 on write: gone again in a run stopped before synthesize-1
-LATER_OUTPUTS = [
-    "synthesis/round-1",
-    "quality",
-    "problems",
-    "problems-removed",
-    "distill",
-    "models/student",
-    "eval",
-    "report",
-]
 
 
 @pytest.fixture(scope="module")
 def pipeline_runs(format_model_path, tmp_path_factory):
-    """One uninterrupted pipeline run, moved aside to <tmp>/reference after it finished."""
+    """The pipeline killed (SIGKILL) mid synthesize-1, then the same command run again."""
     tmp = tmp_path_factory.mktemp("pipeline")
     run_dir = tmp / "run"
     config = _test_config(tmp, format_model_path, run_dir)
+    results = "synthesis/round-1/results"
+    with open(tmp / "killed.log", "w") as log:
+        proc = subprocess.Popen(_cli(config), cwd=REPO, stdout=log, stderr=log)
+        deadline = time.time() + 1800
+        while time.time() < deadline and proc.poll() is None:
+            if RunDir(str(run_dir)).list_files(results, ".parquet"):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, (tmp / "killed.log").read_text()[-4000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed_complete = RunDir(str(run_dir)).is_complete("synthesis/round-1")
     done = subprocess.run(_cli(config), cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     listing = subprocess.run(
         _cli(config, "--list"), cwd=REPO, capture_output=True, text=True, timeout=120
     )
-    reference = tmp / "reference"
-    shutil.move(run_dir, reference)
     return {
-        "tmp": tmp,
-        "config": config,
-        "run_dir": run_dir,
-        "reference": reference,
+        "reference": run_dir,
+        "killed_complete": killed_complete,
         "stdout": done.stdout,
+        "log": done.stderr + done.stdout,
         "listing": listing.stdout,
     }
 
@@ -204,35 +203,14 @@ def test_report_is_written_and_every_image_is_a_png(pipeline_runs):
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
 
 
-def test_killed_mid_pipeline_resumes_at_that_stage_with_the_same_ids(pipeline_runs):
-    """Killed in synthesize-1 (a middle stage), re-run: the finished stages are skipped, the
-    killed one resumes inside, and every id equals the uninterrupted run's.
-
-    To keep CI short the run dir starts as the uninterrupted run stopped before synthesize-1
-    (its files up to train-generator-round-1, at the same path, so run-model ids match). So
-    this checks the killed stage and everything after it, not a second from-scratch run of
-    the stages before it (about six more minutes of CI). It replaces the standalone
-    synthesize SIGKILL test: same job, same resume code, now inside the pipeline."""
-    config, run_dir, tmp = pipeline_runs["config"], pipeline_runs["run_dir"], pipeline_runs["tmp"]
-    shutil.copytree(pipeline_runs["reference"], run_dir)
-    for rel in LATER_OUTPUTS:
-        shutil.rmtree(run_dir / rel, ignore_errors=True)
-    results = "synthesis/round-1/results"
-    with open(tmp / "killed.log", "w") as log:
-        proc = subprocess.Popen(_cli(config), cwd=REPO, stdout=log, stderr=log)
-        deadline = time.time() + 1500
-        while time.time() < deadline and proc.poll() is None:
-            if RunDir(str(run_dir)).list_files(results, ".parquet"):
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, (tmp / "killed.log").read_text()[-4000:]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert not RunDir(str(run_dir)).is_complete("synthesis/round-1")
-
-    again = subprocess.run(_cli(config), cwd=REPO, capture_output=True, text=True, timeout=1800)
-    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
-    log = again.stderr + again.stdout
+def test_killed_mid_pipeline_resumes_at_that_stage_deciding_each_combination_once(
+    pipeline_runs,
+):
+    """Killed in synthesize-1, re-run: the finished stages are skipped, the killed one
+    resumes inside (its written results are not redone), every combination of the round is
+    decided exactly once, and every later stage runs on the resumed round."""
+    assert not pipeline_runs["killed_complete"]
+    log = pipeline_runs["log"]
     for stage in (
         "concepts",
         "rationales",
@@ -244,9 +222,15 @@ def test_killed_mid_pipeline_resumes_at_that_stage_with_the_same_ids(pipeline_ru
     assert re.search(r"\] synthesize-1: running", log)
     found = re.search(r"\((\d+)\s+done\s+by\s+an\s+earlier\s+run\)", log)
     assert found and int(found.group(1)) > 0, log[-3000:]
-    outcomes = _ids(run_dir, "synthesis/round-1/accepted") + _ids(
-        run_dir, "synthesis/round-1/rejected"
-    )
+    run_dir = pipeline_runs["reference"]
+    outcomes = _ids_of(run_dir, "synthesis/round-1/accepted", "combination_id")
+    outcomes += _ids_of(run_dir, "synthesis/round-1/rejected", "combination_id")
     assert len(outcomes) == len(set(outcomes))  # no combination decided twice
-    for rel in OUTPUTS:
-        assert _ids(run_dir, rel) == _ids(pipeline_runs["reference"], rel), rel
+    assert sorted(outcomes) == _ids_of(run_dir, "synthesis/round-1/combinations", "id")  # none lost
+    for rel in OUTPUTS:  # every later stage ran on the resumed round
+        assert RunDir(str(run_dir)).exists(rel), rel
+
+
+def _ids_of(run_dir: Path, rel: str, column: str) -> list[str]:
+    table = RunDir(str(run_dir)).read_table(rel, columns=[column])
+    return sorted(table.column(column).to_pylist()) if table is not None else []
