@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from promptcot_ray import records as R
+from promptcot_ray.rehearsal import rehearsed
 from promptcot_ray.storage import RunDir, StorageError
 from promptcot_ray.synthesis.job import run
 
@@ -28,7 +29,8 @@ def test_synthesize_writes_to_s3_and_reads_back_with_boto3(
 ):
     client, bucket = s3_env["client"], s3_env["bucket"]
     run_uri = f"s3://{bucket}/runs/demo"
-    cfg = synth_config(tiny_model_path, run_uri)
+    # storage is the subject, not the engine: the rehearsal stand-in answers (no vLLM start)
+    cfg = rehearsed(synth_config(tiny_model_path, run_uri))
     summary = run(cfg)
 
     objects = _objects(client, bucket, "runs/demo/")
