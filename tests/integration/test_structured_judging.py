@@ -63,8 +63,9 @@ def _drafts() -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def _judge_all(model, run_dir: str, max_tokens: int) -> list[dict]:
-    """Both judges of the local default, schema replies, sampled at temperature 1."""
+def _judge_all(models: tuple, run_dir: str, max_tokens: int) -> list[dict]:
+    """The local default's two judges (judge i on models[i]), schema replies, sampled at
+    temperature 1; both engines start in one Ray Data graph."""
     from promptcot_ray.synthesis.job import build_judges_only
 
     overrides = [
@@ -72,7 +73,8 @@ def _judge_all(model, run_dir: str, max_tokens: int) -> list[dict]:
         for i in (0, 1)
         for key, value in (("max_tokens", max_tokens), ("temperature", 1.0), ("top_p", 1.0))
     ]
-    cfg = synth_config(model, run_dir, *overrides)
+    overrides += [f"judges.{i}.llm.model={model}" for i, model in enumerate(models)]
+    cfg = synth_config(models[0], run_dir, *overrides)
     assert {j.reply_format for j in cfg.judges} == {"schema"}  # the default
     return sorted(build_judges_only(_drafts(), cfg).take_all(), key=lambda r: r["draft_id"])
 
@@ -88,28 +90,22 @@ def _check_one(schema: dict, judgement: dict, max_tokens: int) -> None:
     assert ratings == {c: reply[c]["rating"].lower() for c in R.CRITERIA}
 
 
-def _check_every_reply_parses(rows: list[dict], max_tokens: int) -> None:
-    """Every judged row's text is exactly one schema object, and the parser reads a verdict."""
+def test_every_schema_reply_parses_from_the_format_model_and_a_random_one(
+    ray_cluster, format_model_path, tiny_model_path, tmp_path
+):
+    """Judge 0 runs the format-taught model, judge 1 the untrained random one: for the
+    random weights only the grammar keeps replies well-formed (reasons are bounded by the
+    schema's maxLength, so a reply always ends within the token budget)."""
+    max_tokens = 2048
+    rows = _judge_all((format_model_path, tiny_model_path), str(tmp_path / "run"), max_tokens)
     schema = judge_prompt.reply_schema()
     judged = [r for r in rows if r["draft_status"] == R.STATUS_OK]
     assert len(judged) == NUM_DRAFTS
     for row in judged:
-        for i in (0, 1):
+        for i in (0, 1):  # each judge's every reply: exactly one schema object with a verdict
             _check_one(schema, {f: row[f"judge_{i}_{f}"] for f in S.JUDGE_FIELDS}, max_tokens)
     skipped = next(r for r in rows if r["draft_status"] != R.STATUS_OK)
     assert skipped["judge_0_status"] is None and skipped["judge_1_status"] is None
-
-
-def test_every_schema_reply_of_the_format_model_parses(ray_cluster, format_model_path, tmp_path):
-    rows = _judge_all(format_model_path, str(tmp_path / "run"), max_tokens=512)
-    _check_every_reply_parses(rows, 512)
-
-
-def test_every_schema_reply_of_a_random_model_parses(ray_cluster, tiny_model_path, tmp_path):
-    """Untrained weights: only the grammar keeps replies well-formed (reasons are bounded by
-    the schema's maxLength, so a reply always ends within the token budget)."""
-    rows = _judge_all(tiny_model_path, str(tmp_path / "run"), max_tokens=2048)
-    _check_every_reply_parses(rows, 2048)
 
 
 class _FakeOpenAI(http.server.BaseHTTPRequestHandler):
