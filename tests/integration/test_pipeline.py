@@ -59,6 +59,13 @@ def _test_config(tmp: Path, model: Path, run_dir: Path) -> Path:
         data[stage].setdefault("set", {}).update(settings)
     for stage, key in MODEL_KEYS.items():
         data[stage].setdefault("set", {})[key] = str(model)
+    # one judge (the shipped two share one model): an engine start less per round in CI;
+    # two judges voting is test_synthesize's subject
+    judge = yaml.safe_load((REPO / "jobs" / "configs" / "local.yaml").read_text())["judges"][0]
+    judge["llm"]["model"] = str(model)
+    synth = data["synthesize"]["set"]
+    data["synthesize"]["set"] = {k: v for k, v in synth.items() if not k.startswith("judges.")}
+    data["synthesize"]["set"]["judges"] = [judge]
     path = tmp / "pipeline.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
