@@ -109,6 +109,14 @@ def test_submit_wait_runs_synthesize_on_the_cluster(
         "--config",
         str(LOCAL_CONFIG.relative_to(REPO)),
         *cli_overrides(tiny_model_path, run_dir),
+        # submission is the subject: the rehearsal engine answers (no vLLM start on the
+        # cluster); the combinations, so the ids decided, are the in-process run's
+        *[
+            arg
+            for llm in ("generator", "judges.0.llm", "judges.1.llm")
+            for key in ("engine", "model")
+            for arg in ("--set", f"{llm}.{key}=rehearsal")
+        ],
         "--no-install",  # the cluster's Python already has the project (this venv)
         "--secret",
         "AWS_SECRET_ACCESS_KEY",
