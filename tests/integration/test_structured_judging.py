@@ -85,6 +85,7 @@ def _check_one(schema: dict, judgement: dict, max_tokens: int) -> None:
     assert list(reply) == schema["required"], judgement["text"]
     assert judgement["verdict"] in R.VERDICTS, (judgement["reason"], judgement["text"])
     assert judgement["reason"] in (None, R.REASON_JUDGE_CONTRADICTORY)
+    assert judgement["tokens_in"] > 50  # the real judge prompt went to the engine
     assert 0 < judgement["tokens_out"] < max_tokens  # it ended, not cut off
     ratings = json.loads(judgement["ratings"])
     assert ratings == {c: reply[c]["rating"].lower() for c in R.CRITERIA}

@@ -3,18 +3,15 @@ the tiny offline model, and the local run directory."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from promptcot_ray import records as R
 from promptcot_ray.ledger import read_ledger
 from promptcot_ray.prompts import generator as generator_prompt
-from promptcot_ray.prompts import judge as judge_prompt
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis.job import run
 
-from .helpers import outcome_ids, read_round, synth_config
+from .helpers import outcome_ids, read_round
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -90,46 +87,3 @@ def test_rerun_resumes_and_changes_nothing(local_run):
     second = run(cfg)
     assert second.resumed_rows == first.counts.drafts  # nothing generated again
     assert sorted(outcome_ids(run_dir)) == before
-
-
-def test_judges_see_parsed_drafts(ray_cluster, tiny_model_path, tmp_path):
-    """Feed hand-written drafts (a valid one and a broken one) through the real judge engines."""
-    import pyarrow as pa
-
-    from promptcot_ray.synthesis.job import build_judges_only
-
-    cfg = synth_config(tiny_model_path, str(tmp_path / "run"))
-    drafts = pa.Table.from_pylist(
-        [
-            {
-                "combination_id": f"c{i}",
-                "combination_index": i,
-                "concepts": ["Pigeonhole principle", "Modular arithmetic"],
-                "level": "AIME",
-                "pool_version": "v",
-                "sampler_seed": 0,
-                "draft_id": f"d{i}",
-                "generator_model": "hand-written",
-                "generator_prompt_version": generator_prompt.VERSION,
-                "generation_seed": 0,
-                "draft_text": "...",
-                "rationale": "Combine the two ideas." if i == 0 else None,
-                "problem": "Show that among 13 integers two agree mod 12." if i == 0 else None,
-                "draft_tokens_in": 1,
-                "draft_tokens_out": 1,
-                "draft_status": R.STATUS_OK if i == 0 else R.STATUS_FILTERED,
-                "draft_reason": None if i == 0 else R.REASON_DRAFT_MISSING_BOTH,
-                "draft_error": None,
-            }
-            for i in range(2)
-        ]
-    )
-    rows = sorted(build_judges_only(drafts, cfg).take_all(), key=lambda r: r["draft_id"])
-    judged, skipped = rows
-    assert judged["judge_0_prompt_version"] == judge_prompt.version("schema")  # the default
-    assert judged["judge_0_tokens_in"] > 50  # the real judge prompt went to the engine
-    assert judged["judge_0_text"] is not None
-    # gibberish from a random model is never taken as a perfect verdict
-    assert judged["accepted"] is False and judged["reason"]
-    assert skipped["judge_0_status"] is None and skipped["reason"] == R.REASON_DRAFT_MISSING_BOTH
-    json.loads(judged["judge_0_ratings"])
