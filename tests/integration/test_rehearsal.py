@@ -1,6 +1,6 @@
 """Rehearsal through the real commands: synthesize at a few thousand combinations, stopped
-by SIGKILL and by SIGTERM, and resumed. The whole pipeline rehearsed on the embedded default (about 11 minutes on
-2 cores) is benchmarks/rehearse_pipeline.py, outside CI's budget.
+by SIGKILL and by SIGTERM, and resumed. The whole pipeline rehearsed on the embedded default
+(about 11 minutes on 2 cores) is benchmarks/rehearse_pipeline.py, outside CI's budget.
 
 Every engine call is the rehearsal stand-in (llm/rehearsal.py); everything else is the real
 job: Ray Data stages, sinks, finalize, ledger, quality, labelling, training, report.
