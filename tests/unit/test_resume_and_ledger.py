@@ -53,47 +53,24 @@ def test_a_retried_error_does_not_count_against_max_error_fraction():
     check_error_fraction(finished_rows(rows, "candidate_key"), 0.5, "rationale")  # 1 of 3
 
 
+def _generate(rows_in: int, rows_out: int, round_index: int) -> StageRecord:
+    rejected = {"x": rows_in - rows_out} if rows_in > rows_out else {}
+    extra = {"round": round_index}
+    return StageRecord(
+        job="synthesize",
+        stage="generate",
+        rows_in=rows_in,
+        rows_out=rows_out,
+        rejected=rejected,
+        extra=extra,
+    )
+
+
 def test_ledger_keeps_one_line_per_job_stage_round(tmp_path):
     run = RunDir(str(tmp_path))
-    append_records(
-        run,
-        [
-            StageRecord(
-                job="synthesize",
-                stage="generate",
-                rows_in=4,
-                rows_out=3,
-                rejected={"x": 1},
-                extra={"round": 0},
-            )
-        ],
-    )
-    append_records(
-        run,
-        [
-            StageRecord(
-                job="synthesize",
-                stage="generate",
-                rows_in=4,
-                rows_out=3,
-                rejected={"x": 1},
-                extra={"round": 1},
-            )
-        ],
-    )
-    append_records(
-        run,
-        [
-            StageRecord(
-                job="synthesize",
-                stage="generate",
-                rows_in=5,
-                rows_out=5,
-                rejected={},
-                extra={"round": 0},
-            )
-        ],
-    )
+    append_records(run, [_generate(4, 3, 0)])
+    append_records(run, [_generate(4, 3, 1)])
+    append_records(run, [_generate(5, 5, 0)])  # round 0 again: replaces its line
     lines = read_ledger(run)
     assert [(x["extra"]["round"], x["rows_in"]) for x in lines] == [(1, 4), (0, 5)]
 
