@@ -131,9 +131,8 @@ JOBS: dict[str, JobSpec] = {
     )
 }
 
-# Views for the places that need only one field (every config type includes the pipeline's).
+# Every config type by job name, the pipeline's included (show-config, submit, plan).
 JOB_CONFIGS: dict[str, type[BaseModel]] = {
     **{name: spec.config for name, spec in JOBS.items()},
     "pipeline": PipelineConfig,
 }
-JOB_MODULES: dict[str, str] = {name: spec.module for name, spec in JOBS.items()}

@@ -20,7 +20,6 @@ from promptcot_ray.quality.outputs import KEPT_DIR
 from promptcot_ray.storage import RunDir
 
 REPORT_INDEX = layout.REPORT_INDEX
-RATIONALES = layout.RATIONALES
 ALWAYS = "always rebuilt"
 FORCED = "forced by --from/--only"
 # Reasons a stage's old outputs are stale, not merely unfinished: it starts over. A marker
