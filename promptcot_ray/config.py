@@ -258,6 +258,85 @@ class CombinationConfig(_Frozen):
         return self
 
 
+class QuotaConfig(_Frozen):
+    """Sample until a number of problems is accepted, within a budget (issue #16).
+
+    Combination i depends only on (pool, seed, i), so a round samples indexes 0, 1, 2, ...
+    in waves sized from the accept rate seen so far, and stops feeding new ones when the
+    target is met or the budget is spent. Raising the target extends the round; nothing
+    already decided is redone.
+    """
+
+    target_accepted: int | None = Field(
+        None,
+        ge=1,
+        description="Accepted problems this round should reach. None = the sum of per_level.",
+    )
+    per_level: dict[str, int] = Field(
+        default_factory=dict,
+        description="Accepted problems per generation level (a subset of combinations.levels). "
+        "A level whose target is met is no longer sampled; levels without one share what "
+        "target_accepted leaves over.",
+    )
+    max_combinations: int | None = Field(
+        None,
+        ge=1,
+        description="Budget: unique combinations sent to the generator this round (engine "
+        "calls; duplicates and skipped levels cost none). None = no limit.",
+    )
+    max_generated_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Budget: tokens the generator and judges write this round. None = no limit.",
+    )
+    wave_combinations: int = Field(
+        65_536,
+        ge=1,
+        description="At most this many combinations per wave (one Ray Data run of the "
+        "generator and judges). The last wave is sized to what is left, so the overshoot is "
+        "at most about one wave's accept-rate noise.",
+    )
+    expected_accept_rate: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="The accept rate assumed before any draft is decided; it sizes the first "
+        "wave and is weighted like `prior_weight` decided combinations after that.",
+    )
+    prior_weight: int = Field(
+        32, ge=0, description="Decided combinations the expected rate counts as (smoothing)."
+    )
+    sample_step: int = Field(
+        4096,
+        ge=1,
+        description="Combination indexes per sampling task and combinations file. Fixed for a "
+        "round: the files are named by their first index.",
+    )
+
+    @model_validator(mode="after")
+    def _check_targets(self) -> QuotaConfig:
+        if self.target_accepted is None and not self.per_level:
+            raise ValueError("quota: give target_accepted, per_level, or both")
+        bad = {k: v for k, v in self.per_level.items() if v < 0}
+        if bad:
+            raise ValueError(f"quota.per_level: targets must be >= 0, got {bad}")
+        if self.target_accepted is not None and self.target_accepted < self.level_total:
+            raise ValueError(
+                f"quota: target_accepted={self.target_accepted} is less than the per-level "
+                f"targets' sum {self.level_total}"
+            )
+        return self
+
+    @property
+    def level_total(self) -> int:
+        return sum(self.per_level.values())
+
+    @property
+    def total(self) -> int:
+        """The round's target of accepted problems."""
+        return self.level_total if self.target_accepted is None else self.target_accepted
+
+
 class PoolConfig(_Frozen):
     source: str = Field(
         "run",
@@ -308,6 +387,11 @@ class SynthesizeConfig(_Frozen):
         le=1.0,
         description="Fail the job when more than this share of rows hit engine errors.",
     )
+    quota: QuotaConfig | None = Field(
+        None,
+        description="Sample until this many problems are accepted (within a budget) instead "
+        "of a fixed combinations.num_combinations. None = the fixed number.",
+    )
     quality: QualityGates | None = Field(
         None,
         description="Run the quality gates (dedup, decontamination) as Ray Data stages at the "
@@ -331,6 +415,13 @@ class SynthesizeConfig(_Frozen):
             raise ValueError("judges: give at least one judge")
         if len(set(names)) != len(names):
             raise ValueError(f"judges: names must be unique, got {names}")
+        if self.quota is not None:
+            unknown = sorted(set(self.quota.per_level) - set(self.combinations.levels))
+            if unknown:
+                raise ValueError(
+                    f"quota.per_level: {unknown} are not sampled; combinations.levels is "
+                    f"{list(self.combinations.levels)}"
+                )
         return self
 
 

@@ -58,6 +58,16 @@ STAGE_RATIONALE = "rationale"
 # --- reason codes: each says exactly what happened --------------------------------------
 # combination sampling
 REASON_DUPLICATE_COMBINATION = "duplicate_combination"
+# quota rounds: the same concept set was already used by an earlier round of this run
+REASON_USED_IN_EARLIER_ROUND = "combination_used_in_earlier_round"
+# quota rounds: its level's target is met, or covered by combinations already in flight
+REASON_LEVEL_QUOTA_COVERED = "level_quota_covered"
+# reasons a combination is dropped before it reaches the generator (costs no engine call)
+COMBINATION_REASONS = (
+    REASON_DUPLICATE_COMBINATION,
+    REASON_USED_IN_EARLIER_ROUND,
+    REASON_LEVEL_QUOTA_COVERED,
+)
 # generation and draft parsing
 REASON_GENERATION_ERROR = "generation_error"  # the engine failed on this row
 REASON_GENERATION_TRUNCATED = "generation_truncated"  # hit max_tokens before closing tags

@@ -22,9 +22,9 @@ def synthesis_table(summary: RunSummary) -> Table:
         table.add_row(stage, outcome, str(n), share)
 
     add("combinations", "sampled", c.combinations)
-    dups = c.rejected.get(R.REASON_DUPLICATE_COMBINATION, 0)
-    if dups:
-        add("combinations", f"rejected: {R.REASON_DUPLICATE_COMBINATION}", dups)
+    for reason in R.COMBINATION_REASONS:
+        if c.rejected.get(reason):
+            add("combinations", f"rejected: {reason}", c.rejected[reason])
     add("generate", "drafts written", c.drafts)
     for reason, n in sorted(c.generate_rejected.items()):
         add("generate", f"rejected: {reason}", n)
@@ -47,6 +47,8 @@ def print_synthesis_summary(summary: RunSummary, console: Console | None = None)
         + (f" ({summary.resumed_rows} done by an earlier run)" if summary.resumed_rows else ""),
         soft_wrap=True,  # one line in logs, whatever the terminal width
     )
+    if c.quota:
+        console.print(quota_line(c.quota), soft_wrap=True)
     if c.combinations and c.accepted == 0 and c.parsed == 0:
         console.print(
             "[yellow]No draft parsed: expected with the random tiny model (it writes "
@@ -54,6 +56,19 @@ def print_synthesis_summary(summary: RunSummary, console: Console | None = None)
         )
     for name, uri in summary.outputs.items():
         console.print(f"  {name:<11} {uri}")
+
+
+def quota_line(quota: dict) -> str:
+    """Which of target or budget ended a quota round, and what is left (one line)."""
+    left = {b: n for b, n in quota["remaining"].items() if n}
+    rates = ", ".join(f"{k} {v:.0%}" for k, v in quota["accept_rate_per_level"].items())
+    return (
+        f"quota: {quota['accepted']} of {quota['target']} accepted, stopped by "
+        f"{quota['stop_reason']}; {quota['combinations_sent']} combinations sent "
+        f"({quota['combinations_sampled']} sampled) in {quota['waves']} wave(s); "
+        + (f"still missing {left}; " if left else "nothing missing; ")
+        + f"accept rate per level: {rates or '-'}"
+    )
 
 
 def _reasons(console: Console, rejected: dict[str, int]) -> None:

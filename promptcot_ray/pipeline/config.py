@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from promptcot_ray.config import ConfigError, RayConfig, StorageConfig, _Frozen, validate_config
 from promptcot_ray.tracking.config import TrackingConfig
@@ -60,6 +60,13 @@ class PipelineConfig(_Frozen):
         description="Synthesis rounds. Round 0 uses the generator trained on the rationales; "
         "round k+1 a generator trained on round k's accepted problems.",
     )
+    round_targets: tuple[int, ...] | None = Field(
+        None,
+        description="Accepted problems per round (one per round): round k's synthesize runs "
+        "as a quota round with quota.target_accepted = round_targets[k] (its other quota "
+        "settings from the synthesize config). None = each round as its config says. Every "
+        "round's accepted problems go on to the quality gates and distillation.",
+    )
     retrain_with_rationales: bool = Field(
         True, description="Round k+1's generator data also holds the original rationale rows."
     )
@@ -87,3 +94,13 @@ class PipelineConfig(_Frozen):
         description="Rehearse every stage (--rehearse): engines replaced by the instant "
         "stand-in, training by a few steps of the tiny model, the rest run for real.",
     )
+
+    @model_validator(mode="after")
+    def _check_round_targets(self) -> PipelineConfig:
+        targets = self.round_targets
+        if targets is not None and (len(targets) != self.rounds or min(targets) < 1):
+            raise ValueError(
+                f"round_targets: give one target >= 1 per round ({self.rounds} rounds), "
+                f"got {list(targets)}"
+            )
+        return self

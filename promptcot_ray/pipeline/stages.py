@@ -97,6 +97,8 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
             "generator.model": _model(generator_name(cfg, k)),
             "combinations.seed": base_seed + k,  # each round explores new combinations
         }
+        if cfg.round_targets is not None:
+            forced["quota.target_accepted"] = cfg.round_targets[k]
         config = cfg.synthesize.load("synthesize", forced)
         stages.append(job(f"synthesize-{k}", "synthesize", config, layout.round_dir(k), k))
     stages.append(job("quality", "quality", cfg.quality.load("quality", shared), KEPT_DIR))

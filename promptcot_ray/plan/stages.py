@@ -216,6 +216,17 @@ def synthesize_stage(f: JobFile, ctx: Context) -> StageLoad:
         parts.append(
             CpuLoad("quality gates", sizes.accepted, wl.quality_rows_per_cpu_s, wl.cpu_stage_cpus)
         )
+    if cfg.quota is not None:  # a quota round samples until its target, whatever the rate
+        note = (
+            f"priced for {sizes.combinations:,} combinations (target / accept rate); the config "
+            f"samples until {cfg.quota.total:,} are accepted"
+            + (
+                f", at most {cfg.quota.max_combinations:,} combinations"
+                if cfg.quota.max_combinations
+                else ""
+            )
+        )
+        return StageLoad(f.label, f.job, tuple(parts), (note,))
     configured = cfg.combinations.num_combinations
     expected = configured * wl.accept_rate
     verdict = "enough" if expected >= sizes.accepted else "SHORT of the target"

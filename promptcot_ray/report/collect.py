@@ -98,8 +98,8 @@ def _round_counts(run: RunDir, base: str) -> tuple[int | None, int | None, int |
     marker = stage_marker.read(run, base) if run.is_complete(base) else None
     counts = (marker or {}).get("counts")
     if isinstance(counts, dict) and {"combinations", "parsed", "rejected"} <= counts.keys():
-        dups = counts["rejected"].get(R.REASON_DUPLICATE_COMBINATION, 0)
-        return counts["combinations"], counts["combinations"] - dups, counts["parsed"]
+        dropped = sum(counts["rejected"].get(r, 0) for r in R.COMBINATION_REASONS)
+        return counts["combinations"], counts["combinations"] - dropped, counts["parsed"]
     combinations, unique = _counts(run, f"{base}/combinations")  # duplicates are filtered
     _, parsed = _counts(run, f"{base}/drafts")
     return combinations, unique, parsed

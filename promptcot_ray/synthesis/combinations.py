@@ -73,9 +73,13 @@ def combinations_table(
     cfg: CombinationConfig,
     start: int,
     arrays: tuple[np.ndarray, np.ndarray],
-    duplicate: np.ndarray,
+    duplicate: np.ndarray | None,
+    reasons: pa.Array | None = None,
 ) -> pa.Table:
-    """Rows start..start+n-1: id, concepts, level, lineage and duplicate status (vectorised)."""
+    """Rows start..start+n-1: id, concepts, level, lineage and status (vectorised).
+
+    A row is filtered when `duplicate` marks it, or with its reason from `reasons` (a string
+    array, null = sent to the generator; quota rounds decide more than duplicates)."""
     concept_ids, level_idx = arrays
     n, size = concept_ids.shape
     index = np.arange(start, start + n, dtype=np.int64)
@@ -85,7 +89,9 @@ def combinations_table(
     offsets = pa.array(np.arange(0, n * size + 1, size, np.int32))
     flat = pa.array(concept_ids.reshape(-1).astype(np.int32))
     names = pa.array(pool.concepts, pa.string()).take(flat)
-    dup = pa.array(duplicate.astype(bool))
+    if reasons is None:
+        dup = pa.array(duplicate.astype(bool))
+        reasons = pc.if_else(dup, R.REASON_DUPLICATE_COMBINATION, pa.scalar(None, pa.string()))
     columns = {
         R.ID: combination_ids(pool.version, cfg.seed, index, concept_ids, level_json),
         R.PARENT_IDS: pa.ListArray.from_arrays(
@@ -102,8 +108,8 @@ def combinations_table(
         "concepts": pa.ListArray.from_arrays(offsets, names),
         "level": level,
         "pool_version": pa.array(np.full(n, pool.version)),
-        R.STATUS: pc.if_else(dup, R.STATUS_FILTERED, R.STATUS_OK),
-        R.REASON: pc.if_else(dup, R.REASON_DUPLICATE_COMBINATION, pa.scalar(None, pa.string())),
+        R.STATUS: pc.if_else(pc.is_valid(reasons), R.STATUS_FILTERED, R.STATUS_OK),
+        R.REASON: reasons,
     }
     return pa.table(columns).cast(COMBINATION_SCHEMA)
 

@@ -170,14 +170,14 @@ def ledger_records(cfg: SynthesizeConfig, counts: RoundCounts, seconds: float) -
     from promptcot_ray.prompts import judge as jp
 
     extra = {"round": cfg.round}
-    dups = counts.rejected.get(R.REASON_DUPLICATE_COMBINATION, 0)
+    dropped = {r: counts.rejected[r] for r in R.COMBINATION_REASONS if counts.rejected.get(r)}
     recs = [
         StageRecord(
             job=JOB,
             stage=R.STAGE_COMBINATIONS,
             rows_in=counts.combinations,
-            rows_out=counts.combinations - dups,
-            rejected={R.REASON_DUPLICATE_COMBINATION: dups} if dups else {},
+            rows_out=counts.combinations - sum(dropped.values()),
+            rejected=dropped,
             extra=extra,
         ),
         StageRecord(
@@ -221,7 +221,7 @@ def ledger_records(cfg: SynthesizeConfig, counts: RoundCounts, seconds: float) -
             rows_out=counts.accepted,
             rejected=dict(counts.rejected),
             seconds=seconds,
-            extra=extra,
+            extra={**extra, "quota": counts.quota} if counts.quota else extra,
         )
     )
     return recs
@@ -239,10 +239,51 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
         if cfg.quality is not None:
             finished.outputs.update(run_quality_gates(cfg))
         return finished
+    if cfg.quota is not None and (met := quota_already_met(run_dir, round_dir, cfg)):
+        return met
     pool = resolve_pool(cfg.pool, cfg.storage, run_dir)
-    combos = ensure_combinations(run_dir, round_dir, cfg, pool)
     check_engine_settings(run_dir, round_dir, cfg)
     freeze_config(run_dir, cfg, round_dir)
+    done, quota_status = 0, None
+    if cfg.quota is None:
+        combos = ensure_combinations(run_dir, round_dir, cfg, pool)
+        done = process_pending(run_dir, round_dir, cfg, combos)
+    else:
+        from promptcot_ray.synthesis.quota_round import run_waves
+
+        passes: list[int] = []
+
+        def wave(store) -> int:
+            passes.append(
+                process_pending(run_dir, round_dir, cfg, store.table(COMBINATION_READ_COLUMNS))
+            )
+            return passes[-1]
+
+        store, quota_status = run_waves(run_dir, round_dir, cfg, pool, wave)
+        done = passes[0]  # rows an earlier run had finished: what the first pass found
+        combos = store.table(COMBINATION_READ_COLUMNS)
+    counts = finalize(run_dir, round_dir, cfg.judges, cfg.round, combos)  # removes the marker
+    counts.quota = quota_status
+    seconds = time.time() - started
+    records = ledger_records(cfg, counts, seconds)
+    unbalanced = [r.stage for r in records if not r.reconciles()]
+    if unbalanced:  # a bug in this code, never a data problem: stop loudly
+        raise RuntimeError(f"ledger does not reconcile for stages {unbalanced}: {records}")
+    append_records(run_dir, records)
+    stats = {r.stage: r.__dict__ for r in records}
+    if counts.quota:  # which of target or budget ended the round, per level
+        stats["quota"] = counts.quota
+    run_dir.write_json(f"{round_dir}/stats.json", stats)
+    _check_errors(cfg, counts)  # a failed round is not marked complete; a re-run retries
+    mark_round_finished(run_dir, round_dir, cfg, counts)
+    outputs = _outputs(run_dir, round_dir)
+    if cfg.quality is not None:
+        outputs.update(run_quality_gates(cfg))
+    return RunSummary(run_dir.uri, round_dir, counts, seconds, done, outputs)
+
+
+def process_pending(run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig, combos) -> int:
+    """Stream the combinations with no result yet through the engines; rows already done."""
     pending, done = pending_combinations(run_dir, round_dir, combos)
     logger.info(
         "round %d: %d combinations, %d already done, %d to generate",
@@ -255,20 +296,36 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
         ds = build_pipeline(pending, cfg, cfg.checkpoint_rows)
         schema = results_schema(len(cfg.judges))
         write_rows(ds, run_dir, f"{round_dir}/results", schema, "combination_id")
-    counts = finalize(run_dir, round_dir, cfg.judges, cfg.round, combos)  # removes the marker
-    seconds = time.time() - started
-    records = ledger_records(cfg, counts, seconds)
-    unbalanced = [r.stage for r in records if not r.reconciles()]
-    if unbalanced:  # a bug in this code, never a data problem: stop loudly
-        raise RuntimeError(f"ledger does not reconcile for stages {unbalanced}: {records}")
-    append_records(run_dir, records)
-    run_dir.write_json(f"{round_dir}/stats.json", {r.stage: r.__dict__ for r in records})
-    _check_errors(cfg, counts)  # a failed round is not marked complete; a re-run retries
-    mark_round_finished(run_dir, round_dir, cfg, counts)
-    outputs = _outputs(run_dir, round_dir)
-    if cfg.quality is not None:
-        outputs.update(run_quality_gates(cfg))
-    return RunSummary(run_dir.uri, round_dir, counts, seconds, done, outputs)
+    return done
+
+
+def quota_already_met(run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig):
+    """A finished quota round whose accepted rows already meet a (lowered) target: the
+    round stays as it is (a no-op with a message); None when there is work to do."""
+    from promptcot_ray.synthesis import quota as Q
+    from promptcot_ray.synthesis.quota_round import settings_key
+
+    try:
+        marker = stage_marker.read(run_dir, round_dir) or {}
+    except (OSError, ValueError):  # unreadable: not finished, the round runs
+        return None
+    counts = marker.get("counts") or {}
+    quota = counts.get("quota") or {}
+    if quota.get("settings") != settings_key(cfg):
+        return None
+    progress = Q.Progress(accepted=dict(quota.get("accepted_per_level", {})))
+    if any(Q.remaining(cfg.quota, cfg.combinations.levels, progress).values()):
+        return None
+    logger.info(
+        "round %d already has %d accepted problems, which meets the target of %d; nothing to "
+        "sample (a lower target never removes accepted rows)",
+        cfg.round,
+        quota.get("accepted", 0),
+        cfg.quota.total,
+    )
+    summary = RunSummary(run_dir.uri, round_dir, RoundCounts.from_json(counts), 0.0)
+    summary.resumed_rows, summary.outputs = summary.counts.drafts, _outputs(run_dir, round_dir)
+    return summary
 
 
 def _outputs(run_dir: RunDir, round_dir: str) -> dict[str, str]:

@@ -58,6 +58,7 @@ class RoundCounts:
     judge_verdicts: dict[str, Counter[str]] = field(default_factory=dict)
     tokens: Counter[str] = field(default_factory=Counter)
     errors: int = 0
+    quota: dict[str, Any] | None = None  # a quota round: target, stop reason, per level
 
     def to_json(self) -> dict[str, Any]:
         """Plain dicts (dataclasses.asdict would rebuild each Counter from its item pairs)."""
@@ -73,7 +74,7 @@ class RoundCounts:
         nested["judge_verdicts"] = {j: Counter(c) for j, c in d["judge_verdicts"].items()}
         flat = {k: Counter(d[k]) for k in ("rejected", "generate_rejected", "tokens")}
         scalars = {k: d[k] for k in ("combinations", "drafts", "parsed", "judged", "accepted")}
-        return cls(**scalars, **flat, **nested, errors=d["errors"])
+        return cls(**scalars, **flat, **nested, errors=d["errors"], quota=d.get("quota"))
 
 
 def _value_counts(values: pa.ChunkedArray | pa.Array) -> Counter[str]:

@@ -1,0 +1,132 @@
+"""A quota round: waves of combinations through generator and judges until the target of
+accepted problems is met or the budget is spent (issue #16).
+
+Each wave is one streaming Ray Data run over the combinations the wave added. Before
+sampling the next, the driver counts what the written results say (a few columns, one
+concurrent read): accepted and decided per level, tokens spent. The next wave is what is
+still missing over the accept rate seen so far, so the last wave is sized to the gap and the
+round ends close to its target. A re-run first finishes the combinations already committed
+(the wave a kill interrupted), then goes on from the same index: the same ids as a run that
+never stopped. Raising the target adds waves; a lower one finds the target met.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from promptcot_ray import records as R
+from promptcot_ray.concepts.pool import ConceptPool
+from promptcot_ray.config import SynthesizeConfig, config_hash
+from promptcot_ray.resume import finished_rows
+from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis import quota as Q
+from promptcot_ray.synthesis.quota_combinations import QuotaCombinations
+from promptcot_ray.synthesis.stages import judge_column
+
+logger = logging.getLogger(__name__)
+
+
+def settings_key(cfg: SynthesizeConfig) -> str:
+    """The round's config without its quota: a changed target keeps the rows valid."""
+    return config_hash(cfg.model_copy(update={"quota": None}))
+
+
+def _level_counts(table: pa.Table) -> dict[str, int]:
+    groups = table.group_by("level").aggregate([([], "count_all")])  # one row per level
+    return dict(zip(groups["level"].to_pylist(), groups["count_all"].to_pylist(), strict=True))
+
+
+def read_progress(
+    run: RunDir, round_dir: str, cfg: SynthesizeConfig, store: QuotaCombinations
+) -> Q.Progress:
+    """Accepted, decided and tokens per level from the written results; sent and sampled
+    from the committed combinations."""
+    combos = store.table([R.STATUS])
+    sent = int(pc.sum(pc.equal(combos[R.STATUS], R.STATUS_OK).cast(pa.int64())).as_py() or 0)
+    progress = Q.Progress(sent=sent, sampled=store.rows)
+    spend = ["draft_tokens_out"] + [judge_column(i, "tokens_out") for i in range(len(cfg.judges))]
+    results = run.read_table(
+        f"{round_dir}/results", ["combination_id", R.STATUS, "level", "accepted", *spend]
+    )
+    if results is None:
+        return progress
+    progress.tokens = sum(int(pc.sum(results[c]).as_py() or 0) for c in spend)  # retries too
+    decided = finished_rows(results, "combination_id")
+    decided = decided.filter(pc.not_equal(decided[R.STATUS], R.STATUS_ERROR))
+    progress.decided = _level_counts(decided)
+    progress.accepted = _level_counts(decided.filter(pc.fill_null(decided["accepted"], False)))
+    return progress
+
+
+def status(
+    cfg: SynthesizeConfig, store: QuotaCombinations, progress: Q.Progress, reason: str | None
+) -> dict[str, Any]:
+    """What stats.json, the ledger and the summary say about the quota."""
+    quota, levels = cfg.quota, cfg.combinations.levels
+    assert quota is not None
+    rates = {
+        level: round(progress.accepted.get(level, 0) / n, 4)
+        for level, n in sorted(progress.decided.items())
+        if n
+    }
+    return {
+        "stop_reason": reason,
+        "target": quota.total,
+        "per_level_target": dict(quota.per_level),
+        "accepted": progress.total_accepted,
+        "accepted_per_level": dict(sorted(progress.accepted.items())),
+        "accept_rate_per_level": rates,
+        "remaining": Q.remaining(quota, levels, progress),
+        "combinations_sent": progress.sent,
+        "combinations_sampled": progress.sampled,
+        "generated_tokens": progress.tokens,
+        "budget": {
+            "max_combinations": quota.max_combinations,
+            "max_generated_tokens": quota.max_generated_tokens,
+        },
+        "waves": store.waves,
+        "settings": settings_key(cfg),
+    }
+
+
+def run_waves(
+    run: RunDir,
+    round_dir: str,
+    cfg: SynthesizeConfig,
+    pool: ConceptPool,
+    process: Callable[[QuotaCombinations], int],
+) -> tuple[QuotaCombinations, dict[str, Any]]:
+    """Send waves until the target is met or the budget spent; `process` runs the pipeline
+    over the committed combinations that have no result yet (and returns how many were
+    already done)."""
+    assert cfg.quota is not None
+    store = QuotaCombinations(run, pool, cfg)
+    levels = cfg.combinations.levels
+    while True:
+        process(store)  # the wave a kill interrupted, then each new one
+        progress = read_progress(run, round_dir, cfg, store)
+        reason = Q.stop_reason(cfg.quota, levels, progress)
+        if reason is None and store.exhausted:
+            reason = Q.STOP_POOL_EXHAUSTED
+        needs = Q.wave_needs(cfg.quota, levels, progress) if reason is None else {}
+        if reason is None and not needs:  # a budget leaves room for no combination
+            reason = Q.STOP_COMBINATION_BUDGET
+        logger.info(
+            "round %d: %d of %d accepted, %d combinations sent, %d sampled%s",
+            cfg.round,
+            progress.total_accepted,
+            cfg.quota.total,
+            progress.sent,
+            progress.sampled,
+            f"; stopping: {reason}" if reason else f"; wave {store.waves + 1} sends {needs}",
+        )
+        if reason is not None:
+            return store, status(cfg, store, progress, reason)
+        got = store.extend(needs)
+        if not sum(got.values()):
+            store.exhausted = True
