@@ -146,3 +146,24 @@ def test_a_raised_target_extends_the_round_and_a_lowered_one_changes_nothing(ref
     lower = _run(_synthesize(run_dir, {"AIME": 1}, 4))
     assert "meets the target of 4; nothing to sample" in lower.stdout + lower.stderr
     assert _accepted(run_dir) == after
+
+
+def test_a_later_round_never_reuses_a_concept_set_an_earlier_round_sent(reference, tmp_path):
+    """Round 1 with round 0's sampler seed: its first indexes are round 0's concept sets, so
+    every one of them round 0 sent must be skipped, and none reach the generator again."""
+    ref_dir, _ = reference
+    run_dir = tmp_path / "two-rounds"
+    subprocess.run(["cp", "-r", str(ref_dir), str(run_dir)], check=True)
+    _run([*_synthesize(run_dir, {"AIME": 1}, 2), "--set", "round=1"])
+    run = RunDir(str(run_dir))
+
+    def sent_sets(k: int) -> tuple[set, list]:
+        t = run.read_table(f"synthesis/round-{k}/combinations", ["concepts", R.STATUS, R.REASON])
+        rows = t.to_pylist()
+        sent = {frozenset(r["concepts"]) for r in rows if r[R.STATUS] == R.STATUS_OK}
+        return sent, [r[R.REASON] for r in rows]
+
+    first, _ = sent_sets(0)
+    second, reasons = sent_sets(1)
+    assert second and not first & second
+    assert reasons.count(R.REASON_USED_IN_EARLIER_ROUND) > 0
