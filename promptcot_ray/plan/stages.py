@@ -114,7 +114,7 @@ def engine(
         model=llm.model,
         params_b=0.0 if llm.engine == "openai" else model_params_b(llm.model, ctx),
         tensor_parallel_size=llm.tensor_parallel_size,
-        replicas=llm.replicas,
+        replicas=llm.max_replicas,
         requests=requests,
         prompt_tokens=prompt,
         output_tokens=_out(llm, output),
