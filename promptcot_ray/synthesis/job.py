@@ -254,9 +254,8 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
         passes: list[int] = []
 
         def wave(store) -> int:
-            passes.append(
-                process_pending(run_dir, round_dir, cfg, store.table(COMBINATION_READ_COLUMNS))
-            )
+            combos = store.table(COMBINATION_READ_COLUMNS)
+            passes.append(process_pending(run_dir, round_dir, cfg, combos, store.waves or None))
             return passes[-1]
 
         store, quota_status = run_waves(run_dir, round_dir, cfg, pool, wave)
@@ -282,8 +281,13 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
     return RunSummary(run_dir.uri, round_dir, counts, seconds, done, outputs)
 
 
-def process_pending(run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig, combos) -> int:
-    """Stream the combinations with no result yet through the engines; rows already done."""
+def process_pending(
+    run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig, combos, wave: int | None = None
+) -> int:
+    """Stream the combinations with no result yet through the engines, with a live progress
+    line; returns how many were already done."""
+    from promptcot_ray.synthesis.progress import RoundProgress
+
     pending, done = pending_combinations(run_dir, round_dir, combos)
     logger.info(
         "round %d: %d combinations, %d already done, %d to generate",
@@ -295,7 +299,10 @@ def process_pending(run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig, comb
     if pending.num_rows:
         ds = build_pipeline(pending, cfg, cfg.checkpoint_rows)
         schema = results_schema(len(cfg.judges))
-        write_rows(ds, run_dir, f"{round_dir}/results", schema, "combination_id")
+        target = cfg.quota.total if cfg.quota is not None else None
+        results = f"{round_dir}/results"
+        with RoundProgress(run_dir, results, cfg.round, wave, pending.num_rows, target):
+            write_rows(ds, run_dir, results, schema, "combination_id")
     return done
 
 
