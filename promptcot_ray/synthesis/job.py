@@ -240,17 +240,23 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
             finished.outputs.update(run_quality_gates(cfg))
         return finished
     if cfg.quota is not None and (met := quota_already_met(run_dir, round_dir, cfg)):
+        if cfg.quality is not None:
+            met.outputs.update(run_quality_gates(cfg))
         return met
     pool = resolve_pool(cfg.pool, cfg.storage, run_dir)
-    check_engine_settings(run_dir, round_dir, cfg)
-    freeze_config(run_dir, cfg, round_dir)
     done, quota_status = 0, None
     if cfg.quota is None:
-        combos = ensure_combinations(run_dir, round_dir, cfg, pool)
+        combos = ensure_combinations(run_dir, round_dir, cfg, pool)  # refuses other settings
+        check_engine_settings(run_dir, round_dir, cfg)
+        freeze_config(run_dir, cfg, round_dir)
         done = process_pending(run_dir, round_dir, cfg, combos)
     else:
+        from promptcot_ray.synthesis.quota_combinations import QuotaCombinations
         from promptcot_ray.synthesis.quota_round import run_waves
 
+        store = QuotaCombinations(run_dir, pool, cfg)  # refuses other settings first
+        check_engine_settings(run_dir, round_dir, cfg)
+        freeze_config(run_dir, cfg, round_dir)
         passes: list[int] = []
 
         def wave(store) -> int:
@@ -258,7 +264,7 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
             passes.append(process_pending(run_dir, round_dir, cfg, combos, store.waves or None))
             return passes[-1]
 
-        store, quota_status = run_waves(run_dir, round_dir, cfg, pool, wave)
+        quota_status = run_waves(run_dir, round_dir, cfg, store, wave)
         done = passes[0]  # rows an earlier run had finished: what the first pass found
         combos = store.table(COMBINATION_READ_COLUMNS)
     counts = finalize(run_dir, round_dir, cfg.judges, cfg.round, combos)  # removes the marker

@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
-from promptcot_ray.concepts.pool import ConceptPool
 from promptcot_ray.config import SynthesizeConfig, config_hash
 from promptcot_ray.resume import finished_rows
 from promptcot_ray.storage import RunDir
@@ -98,14 +97,14 @@ def run_waves(
     run: RunDir,
     round_dir: str,
     cfg: SynthesizeConfig,
-    pool: ConceptPool,
+    store: QuotaCombinations,
     process: Callable[[QuotaCombinations], int],
-) -> tuple[QuotaCombinations, dict[str, Any]]:
-    """Send waves until the target is met or the budget spent; `process` runs the pipeline
-    over the committed combinations that have no result yet (and returns how many were
-    already done)."""
+) -> dict[str, Any]:
+    """Send waves until the target is met or the budget spent, and say how the round ended.
+
+    `process` runs the pipeline over the committed combinations that have no result yet
+    (and returns how many were already done)."""
     assert cfg.quota is not None
-    store = QuotaCombinations(run, pool, cfg)
     levels = cfg.combinations.levels
     while True:
         process(store)  # the wave a kill interrupted, then each new one
@@ -126,7 +125,7 @@ def run_waves(
             f"; stopping: {reason}" if reason else f"; wave {store.waves + 1} sends {needs}",
         )
         if reason is not None:
-            return store, status(cfg, store, progress, reason)
+            return status(cfg, store, progress, reason)
         got = store.extend(needs)
         if not sum(got.values()):
             store.exhausted = True
