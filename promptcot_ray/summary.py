@@ -7,6 +7,7 @@ from rich.table import Table
 
 from promptcot_ray import records as R
 from promptcot_ray.synthesis.job import RunSummary
+from promptcot_ray.synthesis.quota import quota_line
 
 
 def synthesis_table(summary: RunSummary) -> Table:
@@ -56,19 +57,6 @@ def print_synthesis_summary(summary: RunSummary, console: Console | None = None)
         )
     for name, uri in summary.outputs.items():
         console.print(f"  {name:<11} {uri}")
-
-
-def quota_line(quota: dict) -> str:
-    """Which of target or budget ended a quota round, and what is left (one line)."""
-    left = {b: n for b, n in quota["remaining"].items() if n}
-    rates = ", ".join(f"{k} {v:.0%}" for k, v in quota["accept_rate_per_level"].items())
-    return (
-        f"quota: {quota['accepted']} of {quota['target']} accepted, stopped by "
-        f"{quota['stop_reason']}; {quota['combinations_sent']} combinations sent "
-        f"({quota['combinations_sampled']} sampled) in {quota['waves']} wave(s); "
-        + (f"still missing {left}; " if left else "nothing missing; ")
-        + f"accept rate per level: {rates or '-'}"
-    )
 
 
 def _reasons(console: Console, rejected: dict[str, int]) -> None:

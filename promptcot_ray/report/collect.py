@@ -40,6 +40,7 @@ class RoundData:
     judgements: pd.DataFrame  # JUDGEMENT_COLUMNS
     accepted: pd.DataFrame  # id, level, concepts, problem_words
     rejected: Counter[str] = field(default_factory=Counter)
+    quota: dict[str, Any] | None = None  # a finished quota round: target, stop reason, levels
 
     @property
     def name(self) -> str:
@@ -127,7 +128,15 @@ def read_round(run: RunDir, index: int) -> RoundData:
             else pd.DataFrame(columns=[R.ID, "level", "concepts", "problem_words"])
         ),
         rejected=Counter(rejected[R.REASON].fillna("none")) if rejected is not None else Counter(),
+        quota=_round_quota(run, base),
     )
+
+
+def _round_quota(run: RunDir, base: str) -> dict[str, Any] | None:
+    """What a finished quota round's marker says of its target (None: not a quota round)."""
+    marker = stage_marker.read(run, base) if run.is_complete(base) else None
+    quota = ((marker or {}).get("counts") or {}).get("quota")
+    return quota if isinstance(quota, dict) else None
 
 
 def round_indices(run: RunDir) -> list[int]:

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from promptcot_ray.report.metrics import Findings
+from promptcot_ray.synthesis.quota import quota_line
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0;
@@ -100,6 +101,9 @@ def _funnel(f: Findings, figures: dict[str, str]) -> str:
         for _, r in f.funnel.iterrows()
     ]
     parts = [table("funnel", headers, rows)]
+    for rnd in f.data.rounds:
+        if rnd.quota:
+            parts.append(f'<p class="note">{esc(rnd.name)} {esc(quota_line(rnd.quota))}</p>')
     if f.data.kept is None:
         parts.append(missing("No quality gates in this run (problems/ is missing)."))
     if f.data.labels is None:

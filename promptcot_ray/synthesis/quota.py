@@ -138,3 +138,16 @@ def select(buckets: np.ndarray, fresh: np.ndarray, needs: dict[str, int]) -> np.
         mine = fresh & (buckets == bucket)
         take |= mine & (np.cumsum(mine) <= need)
     return take
+
+
+def quota_line(quota: dict) -> str:
+    """Which of target or budget ended a quota round, and what is left (one line)."""
+    left = {b: n for b, n in quota["remaining"].items() if n}
+    rates = ", ".join(f"{k} {v:.0%}" for k, v in quota["accept_rate_per_level"].items())
+    return (
+        f"quota: {quota['accepted']} of {quota['target']} accepted, stopped by "
+        f"{quota['stop_reason']}; {quota['combinations_sent']} combinations sent "
+        f"({quota['combinations_sampled']} sampled) in {quota['waves']} wave(s); "
+        + (f"still missing {left}; " if left else "nothing missing; ")
+        + f"accept rate per level: {rates or '-'}"
+    )

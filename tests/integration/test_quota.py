@@ -99,6 +99,16 @@ def test_the_round_meets_every_target_and_says_so(reference):
     assert total["extra"]["quota"]["stop_reason"] == "target_met"
 
 
+def test_the_report_says_how_the_quota_round_ended(reference, tmp_path):
+    from promptcot_ray.report.job import build_report
+
+    run_dir = tmp_path / "reported"
+    subprocess.run(["cp", "-r", str(reference[0]), str(run_dir)], check=True)
+    build_report(str(run_dir))
+    page = (run_dir / "report" / "index.html").read_text()
+    assert "round-0 quota: " in page and "accepted, stopped by target_met" in page
+
+
 def test_a_killed_quota_round_resumes_to_the_same_ids(reference, tmp_path):
     ref_dir, _ = reference
     run_dir = tmp_path / "killed"
