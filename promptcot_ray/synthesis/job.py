@@ -244,7 +244,7 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
             met.outputs.update(run_quality_gates(cfg))
         return met
     pool = resolve_pool(cfg.pool, cfg.storage, run_dir)
-    done, quota_status = 0, None
+    quota_status = None
     if cfg.quota is None:
         combos = ensure_combinations(run_dir, round_dir, cfg, pool)  # refuses other settings
         check_engine_settings(run_dir, round_dir, cfg)
@@ -336,9 +336,13 @@ def quota_already_met(run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig):
         quota.get("accepted", 0),
         cfg.quota.total,
     )
-    summary = RunSummary(run_dir.uri, round_dir, RoundCounts.from_json(counts), 0.0)
-    summary.resumed_rows, summary.outputs = summary.counts.drafts, _outputs(run_dir, round_dir)
-    return summary
+    return _marker_summary(run_dir, round_dir, RoundCounts.from_json(counts))
+
+
+def _marker_summary(run_dir: RunDir, round_dir: str, counts: RoundCounts) -> RunSummary:
+    """The summary of a round nothing is left to do in: its marker's counts, all done before."""
+    outputs = _outputs(run_dir, round_dir)
+    return RunSummary(run_dir.uri, round_dir, counts, 0.0, counts.drafts, outputs)
 
 
 def _outputs(run_dir: RunDir, round_dir: str) -> dict[str, str]:
@@ -371,8 +375,7 @@ def finished_round(run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig) -> Ru
         cfg.round,
         counts.accepted,
     )
-    outputs = _outputs(run_dir, round_dir)
-    return RunSummary(run_dir.uri, round_dir, counts, 0.0, counts.drafts, outputs)
+    return _marker_summary(run_dir, round_dir, counts)
 
 
 def run_quality_gates(cfg: SynthesizeConfig) -> dict[str, str]:

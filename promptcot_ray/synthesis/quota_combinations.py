@@ -84,7 +84,8 @@ class QuotaCombinations:
         levels = cfg.combinations.levels
         self._bucket_by_level = np.array([Q.bucket_of(v, self.quota) for v in levels])
         self.earlier = self._earlier_round_keys()
-        committed = self._read(["concept_ids"])
+        self._held: tuple[int, pa.Table] | None = None  # (rows, the last table read)
+        committed = self.table(["concept_ids"])
         self.seen = np.unique(combination_keys(_ids_matrix(committed["concept_ids"])))
 
     def _key(self) -> str:
@@ -92,14 +93,19 @@ class QuotaCombinations:
         ccfg = self.cfg.combinations.model_copy(update={"num_combinations": 1, "shard_size": 1})
         return f"quota:{config_hash(ccfg)}:{self.pool.version}:{self.quota.sample_step}"
 
-    def _read(self, columns: list[str]) -> pa.Table:
+    def table(self, columns: list[str]) -> pa.Table:
+        """`columns` of the committed combinations (every run reads the same rows back).
+
+        The last table read is kept until the next extension: a wave's pipeline, its progress
+        count and finalize ask for the same rows, and the read happens once."""
+        held = self._held
+        if held is not None and held[0] == self.rows and set(columns) <= set(held[1].column_names):
+            return held[1].select(columns)
         files = [f for f in self.run.list_files(self.rel, ".parquet") if _start_of(f) < self.rows]
         empty = pa.schema([combos_mod.COMBINATION_SCHEMA.field(c) for c in columns])
-        return self.run.read_files(files, columns) if files else empty.empty_table()
-
-    def table(self, columns: list[str]) -> pa.Table:
-        """The committed combinations (every run reads the same rows back)."""
-        return self._read(columns)
+        table = self.run.read_files(files, columns) if files else empty.empty_table()
+        self._held = (self.rows, table)
+        return table
 
     def _earlier_round_keys(self) -> np.ndarray:
         """Concept sets earlier rounds of this run sent to their generator (same pool)."""
