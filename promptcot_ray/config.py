@@ -384,6 +384,29 @@ class PoolConfig(_Frozen):
     )
 
 
+class CascadeConfig(_Frozen):
+    """Judges in a cascade: a later judge skips a draft an earlier one already rejected.
+
+    Under only_perfect a draft one judge did not rate perfect is dropped whatever the next
+    judge says, so judging it again spends GPUs on a decision already made. A sample of drafts
+    (`audit_fraction`, chosen by draft id) is judged by every judge anyway, so the judges'
+    agreement (kappa) is measured on an unbiased sample, and the report says so.
+    """
+
+    enabled: bool | None = Field(
+        None,
+        description="Skip a later judge's call when earlier judges already rejected the draft. "
+        "None = on under acceptance only_perfect, off under lax.",
+    )
+    audit_fraction: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of drafts every judge judges even after a rejection (by a hash of "
+        "the draft id): the sample the report's judge agreement is computed on.",
+    )
+
+
 class SynthesizeConfig(_Frozen):
     """The synthesize job: combinations -> generator -> parse -> judges -> verdict."""
 
@@ -399,6 +422,11 @@ class SynthesizeConfig(_Frozen):
     acceptance: Literal["only_perfect", "lax"] = Field(
         "only_perfect",
         description="only_perfect: every judge says perfect. lax: at least one perfect, none bad.",
+    )
+    cascade: CascadeConfig = Field(
+        CascadeConfig(),
+        description="Later judges skip drafts earlier judges rejected (except an audited "
+        "sample); the ledger counts the judge calls saved.",
     )
     round: int = Field(0, ge=0, description="Rejection-sampling round: output goes to round-<k>/.")
     checkpoint_rows: int = Field(
@@ -435,6 +463,13 @@ class SynthesizeConfig(_Frozen):
         if isinstance(value, LLMConfig) and not isinstance(value, GeneratorConfig):
             return value.model_dump(exclude_unset=True)
         return value
+
+    @property
+    def cascade_on(self) -> bool:
+        """Whether later judges skip drafts already rejected (moot with one judge)."""
+        enabled = self.cascade.enabled
+        on = self.acceptance == "only_perfect" if enabled is None else enabled
+        return on and len(self.judges) > 1
 
     @model_validator(mode="after")
     def _check_judges(self) -> SynthesizeConfig:

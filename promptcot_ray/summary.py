@@ -33,6 +33,9 @@ def synthesis_table(summary: RunSummary) -> Table:
     for judge, reasons in sorted(c.judge_rejected.items()):
         for reason, n in sorted(reasons.items()):
             add(f"judge {judge}", f"rejected: {reason}", n)
+    for judge, n in sorted(c.judge_calls_saved.items()):
+        if n:  # the cascade: an earlier judge had already rejected these drafts
+            add(f"judge {judge}", "not called: rejected by an earlier judge", n)
     add("verdict", "ACCEPTED", c.accepted)
     return table
 

@@ -186,6 +186,15 @@ def train_stage(f: JobFile, ctx: Context) -> StageLoad:
     return StageLoad(f.label, f.job, (load,), (f"rows from {source}",))
 
 
+def cascade_reach(num_judges: int, accept_rate: float, audit_fraction: float) -> list[float]:
+    """Share of parsed drafts each judge of a cascade judges: judge k sees what every earlier
+    judge passed, plus the audited sample of the rest. Judges are assumed to pass drafts
+    independently at the same rate, accept_rate ** (1 / judges), so all of them together
+    pass the workload's accept rate."""
+    passed = accept_rate ** (1 / num_judges) if num_judges else 1.0
+    return [passed**k + (1 - passed**k) * audit_fraction for k in range(num_judges)]
+
+
 def synthesize_stage(f: JobFile, ctx: Context) -> StageLoad:
     cfg, wl, sizes = f.cfg, ctx.workload, ctx.sizes
     concepts = _concepts(cfg.combinations.size, wl)
@@ -194,7 +203,10 @@ def synthesize_stage(f: JobFile, ctx: Context) -> StageLoad:
         engine("generator", cfg.generator, sizes.combinations, gen_prompt, _draft_tokens(wl), ctx)
     ]
     judged = math.ceil(sizes.combinations * wl.parse_rate)
-    for judge in cfg.judges:
+    reach = cascade_reach(len(cfg.judges), wl.accept_rate, cfg.cascade.audit_fraction)
+    if not cfg.cascade_on:
+        reach = [1.0] * len(cfg.judges)
+    for judge, share in zip(cfg.judges, reach, strict=True):
         messages = build_judge_messages(
             concepts,
             LEVEL,
@@ -206,7 +218,7 @@ def synthesize_stage(f: JobFile, ctx: Context) -> StageLoad:
             engine(
                 f"judge {judge.name}",
                 judge.llm,
-                judged,
+                math.ceil(judged * share),
                 prompt_tokens(messages, wl),
                 wl.judge_output_tokens,
                 ctx,
@@ -226,7 +238,7 @@ def synthesize_stage(f: JobFile, ctx: Context) -> StageLoad:
                 else ""
             )
         )
-        return StageLoad(f.label, f.job, tuple(parts), (note,))
+        return StageLoad(f.label, f.job, tuple(parts), (note, *_cascade_note(cfg, reach)))
     configured = cfg.combinations.num_combinations
     expected = configured * wl.accept_rate
     verdict = "enough" if expected >= sizes.accepted else "SHORT of the target"
@@ -234,7 +246,14 @@ def synthesize_stage(f: JobFile, ctx: Context) -> StageLoad:
         f"priced for {sizes.combinations:,} combinations (target / accept rate); the config "
         f"samples {configured:,}, ~{expected:,.0f} accepted at {wl.accept_rate:.0%}: {verdict}"
     )
-    return StageLoad(f.label, f.job, tuple(parts), (note,))
+    return StageLoad(f.label, f.job, tuple(parts), (note, *_cascade_note(cfg, reach)))
+
+
+def _cascade_note(cfg: Any, reach: list[float]) -> tuple[str, ...]:
+    if not cfg.cascade_on:
+        return ()
+    shares = ", ".join(f"{j.name} {r:.0%}" for j, r in zip(cfg.judges, reach, strict=True))
+    return (f"judge cascade: share of parsed drafts each judge judges: {shares}",)
 
 
 def quality_stage(f: JobFile, ctx: Context) -> StageLoad:

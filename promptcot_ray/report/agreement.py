@@ -2,21 +2,23 @@
 
 Verdicts and per-criterion ratings are the same three ordered levels (perfect, acceptable,
 bad), so the confusion matrix is over verdicts. Kappa is unweighted and computed only over
-drafts both judges rated; it is undefined when both gave one and the same level to every draft
-(chance agreement is then 1), and the page says so instead of printing nan.
+drafts both judges rated (with a judge cascade, the audited drafts only); it is undefined
+when both gave one and the same level to every draft (chance agreement is then 1), and the
+page says so instead of printing nan.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 
 import pandas as pd
 
 from promptcot_ray import records as R
-from promptcot_ray.report.collect import RunData
+from promptcot_ray.report.collect import RoundData, RunData
+from promptcot_ray.synthesis.cascade import audited
 
 KAPPA_UNDEFINED = "undefined: both judges gave one and the same rating every time"
 
@@ -39,6 +41,7 @@ class PairAgreement:
     judge_b: str
     confusion: pd.DataFrame  # rows: judge_a's verdict, columns: judge_b's verdict
     kappas: list[Kappa] = field(default_factory=list)
+    sample: str | None = None  # set when a judge cascade limited the drafts both judged
 
 
 def kappa(a: list[str], b: list[str], what: str, labels: list[str] | None = None) -> Kappa:
@@ -91,9 +94,37 @@ def pair_agreement(wide: pd.DataFrame, a: str, b: str) -> PairAgreement:
     return PairAgreement(a, b, confusion, kappas)
 
 
+def _judged_by_all(rnd: RoundData) -> pd.DataFrame:
+    """A round's judgements the agreement may use: all of them, or, when the round ran its
+    judges in a cascade, only the audited drafts (every judge judged those; the others
+    reached a later judge only when the first liked them, a biased sample)."""
+    frame = rnd.judgements.assign(round=rnd.name)
+    if not rnd.cascade:
+        return frame
+    fraction = float(rnd.cascade.get("audit_fraction", 0.0))
+    ids = frame["draft_id"].drop_duplicates()
+    # one hash per draft, as the cascade drew them (a content hash: not vectorisable)
+    kept = ids[[audited(str(d), fraction) for d in ids]]
+    return frame[frame["draft_id"].isin(kept)]
+
+
+def _sample_note(data: RunData, judgements: pd.DataFrame) -> str | None:
+    cascaded = [r for r in data.rounds if r.cascade]
+    if not cascaded:
+        return None
+    fractions = sorted({f"{float(r.cascade.get('audit_fraction', 0)):.0%}" for r in cascaded})
+    drafts = judgements["draft_id"].nunique()
+    return (
+        f"from an audited sample: {', '.join(r.name for r in cascaded)} ran the judges in a "
+        f"cascade, so only the {drafts:,} audited drafts ({' / '.join(fractions)} of drafts, "
+        "every judge judged them) are compared"
+    )
+
+
 def agreement(data: RunData) -> list[PairAgreement]:
     """Every pair of judges over all rounds; [] when fewer than two judges rated anything."""
-    parts = [r.judgements.assign(round=r.name) for r in data.rounds if not r.judgements.empty]
+    parts = [_judged_by_all(r) for r in data.rounds if not r.judgements.empty]
+    parts = [p for p in parts if not p.empty]
     if not parts:
         return []
     judgements = pd.concat(parts, ignore_index=True)
@@ -105,4 +136,5 @@ def agreement(data: RunData) -> list[PairAgreement]:
         for name in names:
             if (column, name) not in wide.columns:
                 wide[(column, name)] = None
-    return [pair_agreement(wide, a, b) for a, b in combinations(names, 2)]
+    note = _sample_note(data, judgements)
+    return [replace(pair_agreement(wide, a, b), sample=note) for a, b in combinations(names, 2)]

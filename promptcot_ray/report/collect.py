@@ -41,6 +41,7 @@ class RoundData:
     accepted: pd.DataFrame  # id, level, concepts, problem_words
     rejected: Counter[str] = field(default_factory=Counter)
     quota: dict[str, Any] | None = None  # a finished quota round: target, stop reason, levels
+    cascade: dict[str, Any] | None = None  # judges in a cascade: {"audit_fraction": f}
 
     @property
     def name(self) -> str:
@@ -94,11 +95,11 @@ def _counts(run: RunDir, rel: str) -> tuple[int | None, int | None]:
     return len(df), int((df[R.STATUS] == R.STATUS_OK).sum())
 
 
-def _round_counts(run: RunDir, base: str) -> tuple[int | None, int | None, int | None]:
+def _round_counts(
+    run: RunDir, base: str, counts: dict[str, Any]
+) -> tuple[int | None, int | None, int | None]:
     """(combinations, unique, parsed): from a finished round's marker, else from the rows."""
-    marker = stage_marker.read(run, base) if run.is_complete(base) else None
-    counts = (marker or {}).get("counts")
-    if isinstance(counts, dict) and {"combinations", "parsed", "rejected"} <= counts.keys():
+    if {"combinations", "parsed", "rejected"} <= counts.keys():
         dropped = sum(counts["rejected"].get(r, 0) for r in R.COMBINATION_REASONS)
         return counts["combinations"], counts["combinations"] - dropped, counts["parsed"]
     combinations, unique = _counts(run, f"{base}/combinations")  # duplicates are filtered
@@ -112,7 +113,8 @@ def read_round(run: RunDir, index: int) -> RoundData:
     judgements = scan(run, f"{base}/judgements", JUDGEMENT_COLUMNS)
     accepted = scan(run, f"{base}/accepted", [R.ID, "level", "concepts", "problem"], _word_counts)
     rejected = scan(run, f"{base}/rejected", [R.REASON])
-    combinations, unique, parsed = _round_counts(run, base)
+    marker_counts = _marker_counts(run, base)
+    combinations, unique, parsed = _round_counts(run, base, marker_counts)
     return RoundData(
         index=index,
         complete=run.is_complete(base),
@@ -128,15 +130,23 @@ def read_round(run: RunDir, index: int) -> RoundData:
             else pd.DataFrame(columns=[R.ID, "level", "concepts", "problem_words"])
         ),
         rejected=Counter(rejected[R.REASON].fillna("none")) if rejected is not None else Counter(),
-        quota=_round_quota(run, base),
+        quota=_entry(marker_counts, "quota"),
+        cascade=_entry(marker_counts, "cascade"),
     )
 
 
-def _round_quota(run: RunDir, base: str) -> dict[str, Any] | None:
-    """What a finished quota round's marker says of its target (None: not a quota round)."""
+def _marker_counts(run: RunDir, base: str) -> dict[str, Any]:
+    """A finished round's marker counts ({} for an unfinished round)."""
     marker = stage_marker.read(run, base) if run.is_complete(base) else None
-    quota = ((marker or {}).get("counts") or {}).get("quota")
-    return quota if isinstance(quota, dict) else None
+    counts = (marker or {}).get("counts")
+    return counts if isinstance(counts, dict) else {}
+
+
+def _entry(counts: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """`quota` (target, stop reason, levels) or `cascade` (its audit fraction); None when
+    the round did not use it."""
+    value = counts.get(key)
+    return value if isinstance(value, dict) else None
 
 
 def round_indices(run: RunDir) -> list[int]:

@@ -177,6 +177,8 @@ def _agreement(f: Findings, figures: dict[str, str]) -> str:
         "agreement, 0 what chance alone gives.</p>",
         table("kappa", ["judges", "rating", "drafts", "kappa", "note"], rows),
     ]
+    samples = sorted({p.sample for p in f.agreement if p.sample})
+    parts[1:1] = [f'<p class="note" id="agreement-sample">Kappa {esc(n)}.</p>' for n in samples]
     for i, p in enumerate(f.agreement):
         parts.append(image(figures, f"agreement_{i}", f"{p.judge_a} vs {p.judge_b}"))
     return "".join(parts)

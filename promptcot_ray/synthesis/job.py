@@ -144,16 +144,18 @@ def add_judges(ds, cfg: SynthesizeConfig):
     """Chain every judge's processor onto a dataset of settled drafts, then decide."""
     from promptcot_ray.llm.engine import build_processor
     from promptcot_ray.synthesis import stages as S
+    from promptcot_ray.synthesis.cascade import Cascade
     from promptcot_ray.synthesis.verdict import DecideVerdict
 
     carry = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
+    cascade = Cascade(cfg.acceptance, cfg.cascade.audit_fraction) if cfg.cascade_on else None
     for index, judge in enumerate(cfg.judges):
         pre, post = (
-            S.BuildJudgeRequest(index, judge),
-            S.CollectJudgement(index, carry, judge),
+            S.BuildJudgeRequest(index, judge, cascade),
+            S.CollectJudgement(index, carry, judge, cascade),
         )
         ds = build_processor(judge.llm, pre, post)(ds)
-        ds = ds.map(S.SettleJudgement(index, carry), num_cpus=HELPER_CPUS)
+        ds = ds.map(S.SettleJudgement(index, carry, cascade), num_cpus=HELPER_CPUS)
         carry = carry + tuple(S.judge_column(index, f) for f in S.JUDGE_FIELDS)
     names = tuple(j.name for j in cfg.judges)
     return ds.map(DecideVerdict(names, cfg.acceptance), num_cpus=HELPER_CPUS)
@@ -209,7 +211,11 @@ def ledger_records(cfg: SynthesizeConfig, counts: RoundCounts, seconds: float) -
                 seconds=seconds,
                 model=judge.llm.model,
                 prompt_version=jp.version(judge.reply_format),
-                extra={**extra, "verdicts": dict(counts.judge_verdicts.get(judge.name, {}))},
+                extra={
+                    **extra,
+                    "verdicts": dict(counts.judge_verdicts.get(judge.name, {})),
+                    "calls_saved": counts.judge_calls_saved.get(judge.name, 0),
+                },
             )
         )
         rows_in -= sum(rejected.values())
@@ -269,6 +275,8 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
         combos = store.table(COMBINATION_READ_COLUMNS)
     counts = finalize(run_dir, round_dir, cfg.judges, cfg.round, combos)  # removes the marker
     counts.quota = quota_status
+    if cfg.cascade_on:  # the report computes judge agreement on the audited sample only
+        counts.cascade = {"audit_fraction": cfg.cascade.audit_fraction}
     seconds = time.time() - started
     records = ledger_records(cfg, counts, seconds)
     unbalanced = [r.stage for r in records if not r.reconciles()]
@@ -278,6 +286,9 @@ def run(cfg: SynthesizeConfig) -> RunSummary:
     stats = {r.stage: r.__dict__ for r in records}
     if counts.quota:  # which of target or budget ended the round, per level
         stats["quota"] = counts.quota
+    if counts.cascade:
+        saved = dict(counts.judge_calls_saved)
+        stats["cascade"] = {**counts.cascade, "judge_calls_saved": saved}
     run_dir.write_json(f"{round_dir}/stats.json", stats)
     _check_errors(cfg, counts)  # a failed round is not marked complete; a re-run retries
     mark_round_finished(run_dir, round_dir, cfg, counts)

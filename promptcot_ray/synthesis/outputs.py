@@ -56,9 +56,11 @@ class RoundCounts:
     generate_rejected: Counter[str] = field(default_factory=Counter)
     judge_rejected: dict[str, Counter[str]] = field(default_factory=dict)
     judge_verdicts: dict[str, Counter[str]] = field(default_factory=dict)
+    judge_calls_saved: Counter[str] = field(default_factory=Counter)  # skipped by the cascade
     tokens: Counter[str] = field(default_factory=Counter)
     errors: int = 0
     quota: dict[str, Any] | None = None  # a quota round: target, stop reason, per level
+    cascade: dict[str, Any] | None = None  # judges in a cascade: its audit fraction
 
     def to_json(self) -> dict[str, Any]:
         """Plain dicts (dataclasses.asdict would rebuild each Counter from its item pairs)."""
@@ -73,8 +75,16 @@ class RoundCounts:
         nested = {k: {j: Counter(c) for j, c in d[k].items()} for k in ("judge_rejected",)}
         nested["judge_verdicts"] = {j: Counter(c) for j, c in d["judge_verdicts"].items()}
         flat = {k: Counter(d[k]) for k in ("rejected", "generate_rejected", "tokens")}
+        flat["judge_calls_saved"] = Counter(d.get("judge_calls_saved") or {})  # older markers
         scalars = {k: d[k] for k in ("combinations", "drafts", "parsed", "judged", "accepted")}
-        return cls(**scalars, **flat, **nested, errors=d["errors"], quota=d.get("quota"))
+        return cls(
+            **scalars,
+            **flat,
+            **nested,
+            errors=d["errors"],
+            quota=d.get("quota"),
+            cascade=d.get("cascade"),
+        )
 
 
 def _value_counts(values: pa.ChunkedArray | pa.Array) -> Counter[str]:
@@ -100,9 +110,12 @@ def count_rows(counts: RoundCounts, t: pa.Table, judges: tuple[JudgeConfig, ...]
     counts.generate_rejected += _value_counts(t["draft_reason"].filter(unparsed))
     counts.parsed += t.num_rows - _n(unparsed)
     any_judged, all_ok = np.zeros(t.num_rows, bool), np.ones(t.num_rows, bool)
+    drafted = pc.invert(unparsed)
     for i, judge in enumerate(judges):
         j_status = t[judge_column(i, "status")]
         present = pc.is_valid(j_status)
+        if saved := _n(pc.and_(drafted, pc.invert(present))):  # a parsed draft not judged
+            counts.judge_calls_saved[judge.name] += saved
         any_judged |= present.to_numpy()
         all_ok &= pc.or_(
             pc.invert(present), pc.fill_null(pc.equal(j_status, R.STATUS_OK), False)

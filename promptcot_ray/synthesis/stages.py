@@ -10,7 +10,7 @@ with a trained generator such rows are rare, and the tiny waste beats materialis
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptcot_ray import records as R
 from promptcot_ray.config import JudgeConfig, LLMConfig
@@ -19,6 +19,9 @@ from promptcot_ray.parsing import parse_draft, parse_judgement
 from promptcot_ray.parsing.judgement_json import parse_judgement_json
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.prompts import judge as judge_prompt
+
+if TYPE_CHECKING:
+    from promptcot_ray.synthesis.cascade import Cascade
 
 COMBINATION_COLUMNS = (
     "combination_id",
@@ -157,15 +160,24 @@ class SettleDraft:
         return out
 
 
+def _skipped(row: dict[str, Any], index: int, cascade: Cascade | None) -> bool:
+    """No judgement for this row: its draft failed, or the cascade knows the outcome."""
+    if row["draft_status"] != R.STATUS_OK:
+        return True
+    return cascade is not None and cascade.skips(row, index)
+
+
 class BuildJudgeRequest:
-    """Preprocess for judge `index`: a judging prompt, or a 1-token dummy for failed drafts.
+    """Preprocess for judge `index`: a judging prompt, or a 1-token dummy for failed drafts
+    (and, with a cascade, for drafts earlier judges already rejected).
 
     In `schema` reply format every request (dummies too, so all rows share one Arrow type)
     carries the reply's JSON schema for the engine's structured outputs.
     """
 
-    def __init__(self, index: int, judge: JudgeConfig) -> None:
+    def __init__(self, index: int, judge: JudgeConfig, cascade: Cascade | None = None) -> None:
         self.index, self.llm, self.reply_format = index, judge.llm, judge.reply_format
+        self.cascade = cascade
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         col = self._col
@@ -182,7 +194,7 @@ class BuildJudgeRequest:
         params = sampling_params(self.llm, seed)
         if self.reply_format == "schema":
             params = with_json_schema(params, judge_prompt.reply_schema())
-        if row["draft_status"] != R.STATUS_OK:
+        if _skipped(row, self.index, self.cascade):
             out["messages"] = SKIP_MESSAGES
             out["sampling_params"] = {**params, "max_tokens": 1}
             return out
@@ -201,19 +213,26 @@ class BuildJudgeRequest:
 
 
 class CollectJudgement:
-    """Postprocess for judge `index`: parse the verdict; skipped drafts get no judgement.
+    """Postprocess for judge `index`: parse the verdict; skipped drafts get no judgement
+    (no status: the judgement was never made).
 
     The parser follows the judge's reply format: JSON for `schema`, lines for `free_text`.
     """
 
-    def __init__(self, index: int, carry: tuple[str, ...], judge: JudgeConfig) -> None:
-        self.index, self.carry = index, carry
+    def __init__(
+        self,
+        index: int,
+        carry: tuple[str, ...],
+        judge: JudgeConfig,
+        cascade: Cascade | None = None,
+    ) -> None:
+        self.index, self.carry, self.cascade = index, carry, cascade
         self.parse = parse_judgement_json if judge.reply_format == "schema" else parse_judgement
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         col = self._col
         out = _carry(row, self.carry + tuple(col(f) for f in JUDGE_FIELDS[:4]))
-        if row["draft_status"] != R.STATUS_OK:
+        if _skipped(row, self.index, self.cascade):
             out.update({col(f): None for f in JUDGE_FIELDS[4:]})
             return out
         parsed = self.parse(row.get("generated_text"))
@@ -240,14 +259,14 @@ class CollectJudgement:
 class SettleJudgement:
     """After judge `index`: failed rows keep the same columns, as counted judge errors."""
 
-    def __init__(self, index: int, carry: tuple[str, ...]) -> None:
-        self.index, self.carry = index, carry
+    def __init__(self, index: int, carry: tuple[str, ...], cascade: Cascade | None = None) -> None:
+        self.index, self.carry, self.cascade = index, carry, cascade
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         columns = self.carry + tuple(judge_column(self.index, f) for f in JUDGE_FIELDS)
         out = _carry(row, columns)
         error = row.get(INFERENCE_ERROR_COLUMN) or ""
-        if error and row["draft_status"] == R.STATUS_OK:
+        if error and not _skipped(row, self.index, self.cascade):
             col = lambda f: judge_column(self.index, f)  # noqa: E731
             out.update({col(f): None for f in JUDGE_FIELDS[4:]})
             out[col("status")] = R.STATUS_ERROR

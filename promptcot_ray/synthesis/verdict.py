@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from promptcot_ray import records as R
+from promptcot_ray.synthesis.cascade import rejected_before
 from promptcot_ray.synthesis.stages import judge_column
 
 Mode = Literal["only_perfect", "lax"]
@@ -34,19 +35,23 @@ def decide(row: dict[str, Any], judge_names: tuple[str, ...], mode: Mode) -> Dec
 
     A judge that failed or whose reply could not be parsed rejects the draft in both modes:
     we cannot know it was not "bad", and an unparseable reply is never counted as perfect.
+    A judge the cascade skipped (no status) is passed over only when an earlier verdict
+    already rejects the draft; otherwise its missing verdict rejects it (fail closed).
     """
     if row["draft_status"] != R.STATUS_OK:
         return Decision(False, row["draft_status"], row["draft_reason"], R.STAGE_GENERATE, None)
-    verdicts: list[str] = []
+    judged: list[tuple[str, str]] = []
     for index, name in enumerate(judge_names):
         verdict = row.get(judge_column(index, "verdict"))
         if verdict is None:
-            status = row.get(judge_column(index, "status")) or R.STATUS_FILTERED
+            status = row.get(judge_column(index, "status"))
+            if status is None and rejected_before(row, index, mode):
+                continue  # skipped by the cascade: an earlier verdict below rejects the draft
             reason = row.get(judge_column(index, "reason")) or R.REASON_JUDGE_UNPARSEABLE
-            return Decision(False, status, reason, R.STAGE_JUDGE, name)
-        verdicts.append(verdict)
+            return Decision(False, status or R.STATUS_FILTERED, reason, R.STAGE_JUDGE, name)
+        judged.append((name, verdict))
     if mode == "only_perfect":
-        for name, verdict in zip(judge_names, verdicts, strict=True):
+        for name, verdict in judged:
             if verdict != "perfect":
                 return Decision(
                     False,
@@ -56,10 +61,10 @@ def decide(row: dict[str, Any], judge_names: tuple[str, ...], mode: Mode) -> Dec
                     name,
                 )
         return ACCEPTED
-    for name, verdict in zip(judge_names, verdicts, strict=True):
+    for name, verdict in judged:
         if verdict == "bad":
             return Decision(False, R.STATUS_FILTERED, R.REASON_JUDGED_BAD, R.STAGE_JUDGE, name)
-    if "perfect" in verdicts:
+    if any(verdict == "perfect" for _, verdict in judged):
         return ACCEPTED
     return Decision(
         False,

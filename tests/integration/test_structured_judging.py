@@ -74,6 +74,7 @@ def _judge_all(models: tuple, run_dir: str, max_tokens: int) -> list[dict]:
         for key, value in (("max_tokens", max_tokens), ("temperature", 1.0), ("top_p", 1.0))
     ]
     overrides += [f"judges.{i}.llm.model={model}" for i, model in enumerate(models)]
+    overrides.append("cascade.enabled=false")  # every judge judges every draft here
     cfg = synth_config(models[0], run_dir, *overrides)
     assert {j.reply_format for j in cfg.judges} == {"schema"}  # the default
     return sorted(build_judges_only(_drafts(), cfg).take_all(), key=lambda r: r["draft_id"])

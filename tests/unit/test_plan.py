@@ -25,7 +25,7 @@ from promptcot_ray.plan.figures import (
     TrainingFigure,
     load_figures,
 )
-from promptcot_ray.plan.stages import params_from_name
+from promptcot_ray.plan.stages import cascade_reach, params_from_name
 from promptcot_ray.plan.table import plan_lines
 
 REPO = Path(__file__).resolve().parents[2]
@@ -287,3 +287,20 @@ def test_an_external_judge_uses_no_cluster_gpus_and_is_not_timed():
     assert synth.parts[2].busy_s is None and synth.parts[2].gpus == 0
     assert synth.gpus == 16 + 20 * 4
     assert synth.wall_s == max(synth.parts[0].busy_s, synth.parts[1].busy_s)
+
+
+def test_a_judge_cascade_prices_later_judges_on_what_earlier_ones_passed():
+    """At a 25% accept rate over two judges, the second judges ~50% of drafts (plus the
+    audited 5% of the rest); with the cascade off it judges all of them."""
+    assert cascade_reach(2, 0.25, 0.05) == pytest.approx([1.0, 0.5 + 0.5 * 0.05])
+    on = stage_named(make_plan(CONFIGS_400K, accept_rate=0.25), "synthesize")
+    off_plan = make_plan(
+        CONFIGS_400K, accept_rate=0.25, overrides=["synthesize.cascade.enabled=false"]
+    )
+    off = stage_named(off_plan, "synthesize")
+    assert [p.name for p in on.parts[1:3]] == [p.name for p in off.parts[1:3]]
+    assert on.parts[1].requests == off.parts[1].requests  # the first judge judges all
+    assert on.parts[2].requests == pytest.approx(off.parts[2].requests * 0.525, rel=1e-3)
+    assert any("judge cascade" in n for n in on.notes)
+    assert not any("judge cascade" in n for n in off.notes)
+    assert on.parts[2].busy_s < off.parts[2].busy_s
