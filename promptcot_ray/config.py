@@ -80,6 +80,13 @@ class RayConfig(_Frozen):
         description="Environment variables for every Ray worker (not secrets: use the "
         "cluster's secret mechanism for those).",
     )
+    placement_wait_s: float = Field(
+        900.0,
+        gt=0,
+        description="On an autoscaling cluster, how long a job waits for a node that can host "
+        "each engine pool and worker group before it fails naming the pool (a fixed cluster "
+        "that cannot host one fails at once).",
+    )
 
 
 class LLMConfig(_Frozen):

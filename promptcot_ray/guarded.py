@@ -36,7 +36,7 @@ def run_guarded(
         connected(cfg.ray),
     ):
         local = cfg.ray.address is None and _job_address() is None  # our own local Ray
-        preflight.check_cluster(pools, fixed=local)
+        preflight.check_cluster(pools, fixed=local, wait_s=cfg.ray.placement_wait_s)
         if on_held is not None:
             on_held(run_dir)
         return job(cfg)

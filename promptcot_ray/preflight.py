@@ -55,6 +55,12 @@ class Pool:
     bundle: dict[str, float]  # one placement bundle (a node must offer it whole)
     count: int  # bundles per replica (tensor parallel) or per worker group
     why: str  # the settings behind the request, for the message
+    strategy: str = "PACK"  # STRICT_PACK: all `count` bundles on one node
+
+    @property
+    def asked(self) -> str:
+        where = " on one node" if self.strategy == "STRICT_PACK" and self.count > 1 else ""
+        return f"{self.count} x {self.bundle}{where}"
 
 
 @dataclass(frozen=True)
@@ -126,10 +132,15 @@ def check_llm(key: str, llm: LLMConfig, ctx: Context) -> list[Pool]:
         return []
     if llm.engine != "vllm":  # e.g. the rehearsal stand-in: no model, no engine pool
         return []
+    from promptcot_ray.llm.engine import placement_group_config
+
     check_model(f"{key}.model", llm.model, ctx)
-    bundle = {"CPU": 1.0} if llm.device == "cpu" else {"GPU": 1.0, "CPU": 1.0}
+    placement = placement_group_config(llm)  # exactly what the engine pool will ask for
+    bundle = {name: float(n) for name, n in placement["bundles"][0].items()}
     why = f"device: {llm.device}, tensor_parallel_size: {llm.tensor_parallel_size}"
-    return [Pool(key, bundle, llm.tensor_parallel_size, why)]
+    if llm.node_resource:
+        why += f", node_resource: {llm.node_resource}"
+    return [Pool(key, bundle, len(placement["bundles"]), why, placement["strategy"])]
 
 
 def check_input(
@@ -271,23 +282,58 @@ def _autoscaling() -> bool:
         return False
 
 
-def check_cluster(pools: list[Pool], fixed: bool = False) -> None:
-    """Fail naming the pool when no node of the connected cluster can host it. `fixed`: the
-    cluster is this process's own local Ray (no autoscaler can add a node)."""
+def fits(pool: Pool, nodes: list[dict[str, float]], total: dict[str, float]) -> bool:
+    """Whether the nodes can host one replica now: STRICT_PACK needs all its bundles on one
+    node; otherwise each bundle on some node and all of them within the cluster's total."""
+    if pool.strategy == "STRICT_PACK":
+        return any(_offers(n, pool.bundle, pool.count) for n in nodes)
+    return any(_offers(n, pool.bundle) for n in nodes) and _offers(total, pool.bundle, pool.count)
+
+
+def _offered(nodes: list[dict[str, float]], pool: Pool) -> list[dict[str, float]]:
+    """What each node offers of the resources the pool asks for (CPU and GPU always)."""
+    names = {"CPU", "GPU", *pool.bundle}
+    return [{k: v for k, v in n.items() if k in names} for n in nodes]
+
+
+def check_cluster(pools: list[Pool], fixed: bool = False, wait_s: float = 900.0) -> None:
+    """Fail naming the pool and what it asked for when the cluster cannot host it. `fixed`:
+    the cluster is this process's own local Ray (no autoscaler can add a node). On an
+    autoscaling cluster one replica's placement group is asked for and waited on for
+    `wait_s`: the request makes the autoscaler add a node, and a pool no node group can
+    ever host fails then, instead of a job that waits forever."""
     import ray
 
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     total = ray.cluster_resources()
     for pool in pools:
-        if any(_offers(n, pool.bundle) for n in nodes) and _offers(total, pool.bundle, pool.count):
+        if fits(pool, nodes, total):
             continue
-        offered = [{k: v for k, v in n.items() if k in ("CPU", "GPU")} for n in nodes]
         message = (
-            f"{pool.key}: asks for {pool.count} x {pool.bundle} ({pool.why}), but the Ray "
-            f"cluster's nodes offer {offered}"
+            f"{pool.key}: asks for {pool.asked} ({pool.why}), but the Ray cluster's nodes "
+            f"offer {_offered(nodes, pool)}"
         )
         if not fixed and _autoscaling():
-            logger.warning("%s; waiting for the autoscaler to add a node", message)
-            continue
-        fix = "set device: cpu (or use_gpu: false) or join a cluster with GPUs (ray.address)"
-        raise ClusterError(f"{message}; {fix if 'GPU' in pool.bundle else 'ask for less'}")
+            logger.warning("%s; waiting up to %.0f s for the autoscaler", message, wait_s)
+            if _placement_ready(pool, wait_s):
+                continue
+            message += f", and the autoscaler added no node for it within {wait_s:.0f} s"
+        if "GPU" in pool.bundle:
+            fix = "set device: cpu (or use_gpu: false) or join a cluster with GPUs (ray.address)"
+        else:
+            fix = "ask for less"
+        custom = sorted(set(pool.bundle) - {"CPU", "GPU"})
+        if custom:
+            fix += f", or start nodes with --resources for {custom} (or unset node_resource)"
+        raise ClusterError(f"{message}; {fix}")
+
+
+def _placement_ready(pool: Pool, wait_s: float) -> bool:
+    """Ask for one replica's bundles as a placement group; whether it was placed in time."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    group = placement_group([dict(pool.bundle) for _ in range(pool.count)], pool.strategy)
+    try:
+        return bool(group.wait(timeout_seconds=wait_s))
+    finally:
+        remove_placement_group(group)  # the engine pool asks for its own

@@ -60,10 +60,44 @@ def test_cpu_pool_fits_and_openai_asks_for_nothing(cluster, tmp_path):
     assert _pools(tmp_path, engine="openai", base_url="http://h/v1") == []
 
 
-def test_autoscaling_cluster_warns_instead(cluster, tmp_path, caplog):
+def test_autoscaling_cluster_waits_for_a_node_then_goes_on(cluster, tmp_path, caplog, monkeypatch):
     cluster(CPU_NODES, autoscaling=True)
+    asked = []
+    monkeypatch.setattr(preflight, "_placement_ready", lambda pool, s: asked.append(s) or True)
     with caplog.at_level(logging.WARNING):
-        check_cluster(_pools(tmp_path, device="gpu"), fixed=False)
-    assert "waiting for the autoscaler" in caplog.text
+        check_cluster(_pools(tmp_path, device="gpu"), fixed=False, wait_s=30)
+    assert "waiting up to 30 s for the autoscaler" in caplog.text and asked == [30]
     with pytest.raises(ClusterError):  # our own local Ray never grows
         check_cluster(_pools(tmp_path, device="gpu"), fixed=True)
+
+
+def test_a_pool_the_autoscaler_never_places_fails_naming_it(cluster, tmp_path, monkeypatch):
+    """Not a hang: the placement request times out and the message says what was asked."""
+    cluster(CPU_NODES, autoscaling=True)
+    monkeypatch.setattr(preflight, "_placement_ready", lambda pool, s: False)
+    pools = _pools(tmp_path, device="gpu", tensor_parallel_size=4, node_resource="node_group_judge")
+    with pytest.raises(ClusterError) as refused:
+        check_cluster(pools, fixed=False, wait_s=5)
+    message = str(refused.value)
+    assert message.startswith("judges.0.llm: asks for 4 x {'GPU': 1.0, 'CPU': 1.0, ")
+    assert "'node_group_judge': 1.0} on one node" in message
+    assert "node_resource: node_group_judge" in message and "within 5 s" in message
+    assert "--resources for ['node_group_judge']" in message
+
+
+def test_tensor_parallel_bundles_must_share_one_node(cluster, tmp_path):
+    """Two 2-GPU nodes hold 4 GPUs, but a TP-4 replica is STRICT_PACK: it needs one node."""
+    cluster([{"Alive": True, "Resources": {"CPU": 16.0, "GPU": 2.0}}] * 2)
+    check_cluster(_pools(tmp_path, device="gpu", tensor_parallel_size=2), fixed=True)
+    with pytest.raises(ClusterError, match="on one node"):
+        check_cluster(_pools(tmp_path, device="gpu", tensor_parallel_size=4), fixed=True)
+
+
+def test_a_pool_pinned_to_a_node_group_needs_a_node_with_its_resource(cluster, tmp_path):
+    plain = {"Alive": True, "Resources": {"CPU": 16.0, "GPU": 8.0}}
+    cluster([plain])
+    pools = _pools(tmp_path, device="gpu", node_resource="node_group_judge")
+    with pytest.raises(ClusterError, match="node_group_judge"):
+        check_cluster(pools, fixed=True)
+    cluster([plain, {"Alive": True, "Resources": {**plain["Resources"], "node_group_judge": 8}}])
+    check_cluster(pools, fixed=True)
