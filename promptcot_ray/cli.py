@@ -272,10 +272,18 @@ def plan(
             "-c",
             help="The run's job configs, one file per job (repeatable). A file's `job:` key "
             "(else the one job it validates as) says which job it is; its file name labels "
-            "the stage. A pipeline config among them is skipped.",
+            "the stage. A pipeline config given alone is priced stage by stage, every round at its "
+            "own target and each generator retraining included; among job configs it is "
+            "skipped.",
         ),
     ] = None,
-    target: Annotated[int, typer.Option(help="Accepted problems the run must produce.")] = 400_000,
+    target: Annotated[
+        int | None,
+        typer.Option(
+            help="Accepted problems the run must produce (default 400,000; a pipeline "
+            "config's round_targets give it themselves)."
+        ),
+    ] = None,
     accept_rate: Annotated[
         float | None,
         typer.Option(

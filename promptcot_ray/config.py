@@ -686,6 +686,11 @@ class QualityConfig(QualityGates):
     job: Literal["quality"] = "quality"
     storage: StorageConfig = StorageConfig()
     ray: RayConfig = RayConfig()
+    rounds: tuple[int, ...] | None = Field(
+        None,
+        description="Rounds whose accepted problems go through the gates, and so on to "
+        "distillation (e.g. [1]: only round 1's). None = every round of the run.",
+    )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

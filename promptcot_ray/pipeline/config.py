@@ -64,8 +64,13 @@ class PipelineConfig(_Frozen):
         None,
         description="Accepted problems per round (one per round): round k's synthesize runs "
         "as a quota round with quota.target_accepted = round_targets[k] (its other quota "
-        "settings from the synthesize config). None = each round as its config says. Every "
-        "round's accepted problems go on to the quality gates and distillation.",
+        "settings from the synthesize config). None = each round as its config says.",
+    )
+    distill_rounds: Literal["all", "last"] = Field(
+        "all",
+        description="Whose accepted problems go on to the quality gates and distillation: "
+        "every round's, or only the last round's (earlier rounds then only train the next "
+        "round's generator).",
     )
     retrain_with_rationales: bool = Field(
         True, description="Round k+1's generator data also holds the original rationale rows."

@@ -101,7 +101,9 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
             forced["quota.target_accepted"] = cfg.round_targets[k]
         config = cfg.synthesize.load("synthesize", forced)
         stages.append(job(f"synthesize-{k}", "synthesize", config, layout.round_dir(k), k))
-    stages.append(job("quality", "quality", cfg.quality.load("quality", shared), KEPT_DIR))
+    gated = {"rounds": [cfg.rounds - 1]} if cfg.distill_rounds == "last" else {}
+    quality = cfg.quality.load("quality", {**shared, **gated})
+    stages.append(job("quality", "quality", quality, KEPT_DIR))
     stages.append(job("distill", "distill", cfg.distill.load("distill", shared), layout.DISTILL))
     student_data = {"data.source": layout.DISTILL_SFT}
     stages.append(train("train_student", cfg.student_name, student_data, None))

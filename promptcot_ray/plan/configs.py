@@ -68,7 +68,9 @@ def split_overrides(overrides: list[str], labels: list[str]) -> dict[str, list[s
 
 def is_pipeline_config(data: dict[str, Any]) -> bool:
     """A pipeline config names job configs (`stage: {config: FILE}`) instead of being one."""
-    return "job" not in data and any(isinstance(v, dict) and "config" in v for v in data.values())
+    if "job" in data:
+        return data["job"] == "pipeline"
+    return any(isinstance(v, dict) and "config" in v for v in data.values())
 
 
 def load_job_files(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from promptcot_ray.plan.configs import JobFile, PlanError, load_job_files
+from promptcot_ray.config import read_yaml_mapping
+from promptcot_ray.plan.configs import JobFile, PlanError, is_pipeline_config, load_job_files
 from promptcot_ray.plan.estimate import StageEstimate, combinations_needed, estimate_stage
 from promptcot_ray.plan.figures import ThroughputFigures, Workload, load_figures
+from promptcot_ray.plan.pipeline import load_pipeline, rounds_line, stage_context
 from promptcot_ray.plan.stages import BUILDERS, Context, Sizes, run_order
 
 
@@ -21,6 +23,7 @@ class Plan:
     figures: ThroughputFigures
     stages: tuple[StageEstimate, ...]
     skipped: tuple[str, ...] = ()  # pipeline configs: they name job configs, not a job
+    notes: tuple[str, ...] = ()  # a pipeline plan: each round's target, what is distilled
 
     @property
     def bounding(self) -> StageEstimate:
@@ -92,15 +95,19 @@ def _figures(
 
 def make_plan(
     configs: list[Path],
-    target: int = 400_000,
+    target: int | None = None,
     accept_rate: float | None = None,
     throughput: Path | None = None,
     params_b: list[str] | None = None,
     overrides: list[str] | None = None,
 ) -> Plan:
-    """Load and validate the configs, size every stage for `target` accepted problems,
-    and price each with the throughput figures; PlanError explains any input it refuses."""
+    """Load and validate the configs, size every stage for `target` accepted problems
+    (default 400,000), and price each with the throughput figures; PlanError explains any
+    input it refuses. One pipeline config alone is priced stage by stage as it runs."""
     figures = _figures(throughput, accept_rate, params_b)
+    if len(configs) == 1 and is_pipeline_config(read_yaml_mapping(configs[0], error=PlanError)):
+        return make_pipeline_plan(Path(configs[0]), target, figures, overrides)
+    target = 400_000 if target is None else target
     loaded, skipped = load_job_files(list(configs), overrides)
     skipped += [f.path for f in loaded if f.job not in BUILDERS]
     files = sorted((f for f in loaded if f.job in BUILDERS), key=run_order)
@@ -111,3 +118,27 @@ def make_plan(
     ctx = Context(sizes=sizes, figures=figures, base_models=base_models)
     stages = tuple(estimate_stage(BUILDERS[f.job](f, ctx), figures) for f in files)
     return Plan(target, sizes, figures, stages, tuple(str(p) for p in skipped))
+
+
+def make_pipeline_plan(
+    path: Path, target: int | None, figures: ThroughputFigures, overrides: list[str] | None
+) -> Plan:
+    """Every stage of a pipeline config in run order: each round's synthesis at its own
+    target, each retraining on the round before it, distillation on what goes on."""
+    run = load_pipeline(path, target, overrides, frozenset(BUILDERS))
+    files = [s.file for s in run.stages]
+    sizes = run_sizes(files, run.distilled, figures.workload)
+    base_models = {f.cfg.name: f.cfg.base_model for f in files if f.job == "train"}
+    ctx = Context(sizes=sizes, figures=figures, base_models=base_models)
+    stages = tuple(
+        estimate_stage(BUILDERS[s.file.job](s.file, stage_context(s, run, ctx)), figures)
+        for s in run.stages
+    )
+    notes = (rounds_line(run, figures.workload.accept_rate), *run.notes)
+    sizes = replace(
+        sizes,
+        combinations=sum(
+            combinations_needed(t, figures.workload.accept_rate) for t in run.round_targets
+        ),
+    )
+    return Plan(run.distilled, sizes, figures, stages, notes=notes)

@@ -47,6 +47,7 @@ class Context:
     sizes: Sizes
     figures: ThroughputFigures
     base_models: dict[str, str]  # train config name -> base_model, for run:models/<name>/final
+    generator_rows: int | None = None  # a pipeline's later-round generator: its SFT rows
 
     @property
     def workload(self) -> Workload:
@@ -165,6 +166,8 @@ def train_stage(f: JobFile, ctx: Context) -> StageLoad:
         row += wl.teacher_output_tokens
     else:  # rationales/data, or accepted rows of a later round
         rows = sizes.seeds if source.startswith("rationales") else sizes.accepted
+        if ctx.generator_rows is not None:
+            rows = ctx.generator_rows
         row = prompt_tokens(build_generator_messages(_concepts(5, wl), LEVEL), wl) + _draft_tokens(
             wl
         )

@@ -116,10 +116,13 @@ def plan_lines(plan: Plan) -> list[str]:
         "busy: the part's own time; a stage holds all its GPUs for its wall time (its "
         "slowest part), so GPU-h = wall x GPUs.",
     ]
+    lines += [f"Pipeline: {note}" for note in plan.notes]
     for stage in plan.stages:
         lines += [f"  {stage.label}: {note}" for note in stage.notes]
     lines += [
-        f"  skipped {path}: a pipeline config (it names job configs)" for path in plan.skipped
+        f"  skipped {path}: a pipeline config (it names job configs; plan it alone to "
+        "price its rounds)"
+        for path in plan.skipped
     ]
     lines.append(
         "Throughput figures [n]: ESTIMATES from published benchmarks, not measured here, "

@@ -67,14 +67,15 @@ class QualitySummary:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
-def accepted_files(run: RunDir) -> list[str]:
-    """Every accepted Parquet file of every round: synthesis/round-<k>/accepted/*.parquet.
+def accepted_files(run: RunDir, only: tuple[int, ...] | None = None) -> list[str]:
+    """Every accepted Parquet file of every round (or of the rounds `only` names):
+    synthesis/round-<k>/accepted/*.parquet.
 
     One listing per round's accepted/ folder (a few keys each, compacted), not a listing of
     every results, drafts and judgements object under synthesis/.
     """
     found = (layout.round_index(d) for d in run.list_dirs(layout.SYNTHESIS))
-    rounds = sorted(k for k in found if k is not None)
+    rounds = sorted(k for k in found if k is not None and (only is None or k in only))
     return [f for k in rounds for f in run.list_files(layout.round_part(k, "accepted"), ".parquet")]
 
 
@@ -155,10 +156,11 @@ def run(cfg: QualityConfig) -> QualitySummary:
     started = time.time()
     run_dir = RunDir(cfg.storage.run_dir, cfg.storage)
     run_dir.preflight()
-    files = accepted_files(run_dir)
+    files = accepted_files(run_dir, cfg.rounds)
     if not files:
+        which = f" of rounds {list(cfg.rounds)}" if cfg.rounds is not None else ""
         raise NoAcceptedProblems(
-            f"no accepted problems under {run_dir.uri_of(layout.ACCEPTED_GLOB)}; "
+            f"no accepted problems{which} under {run_dir.uri_of(layout.ACCEPTED_GLOB)}; "
             "run synthesize first"
         )
     for rel in (KEPT_DIR, REMOVED_DIR):  # both are rewritten below

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -270,8 +271,73 @@ def test_a_pipeline_config_beside_the_jobs_is_skipped_with_a_note(tmp_path):
     plan = make_plan([*CONFIGS_400K, pipeline])
     assert [s.label for s in plan.stages] == [p.stem for p in CONFIGS_400K]
     assert any("skipped" in line and "pipeline.yaml" in line for line in plan_lines(plan))
-    with pytest.raises(PlanError, match="no job configs"):
+    with pytest.raises(PlanError, match="rationales"):  # alone it is a pipeline: validated
         make_plan([pipeline])
+
+
+PIPELINE_400K = REPO / "jobs/configs/400k/pipeline.yaml"
+PIPELINE_STAGES = [
+    "concepts",
+    "rationales",
+    "train-generator",
+    "synthesize-0",
+    "train-generator-round-1",
+    "synthesize-1",
+    "quality",
+    "distill",
+    "train-student",
+    "evaluate",
+]
+
+
+def test_the_400k_pipeline_is_priced_round_by_round_with_its_retraining():
+    plan = make_plan([PIPELINE_400K], accept_rate=0.25)
+    assert [s.label for s in plan.stages] == PIPELINE_STAGES
+    assert plan.target == 400_000 and plan.sizes.combinations == 1_600_000
+    for k in (0, 1):  # each round priced for its own 200k target, not the run's 400k
+        generator = stage_named(plan, f"synthesize-{k}").parts[0]
+        assert generator.requests == 800_000
+    seeds = plan.sizes.seeds
+    assert stage_named(plan, "train-generator").parts[0].requests == seeds  # the rationales
+    retrain = stage_named(plan, "train-generator-round-1").parts[0]
+    assert retrain.requests == 200_000 + seeds  # round 0's accepted + the rationale rows
+    distill = stage_named(plan, "distill").parts[0]
+    assert distill.requests == plan.sizes.problems * 4  # both rounds' accepted, 4 samples
+    lines = "\n".join(plan_lines(plan))
+    assert "round 0 200,000 accepted from ~800,000 combinations" in lines
+    assert "distilled: every round's accepted problems (400,000)" in lines
+    assert plan.total_gpu_hours == pytest.approx(sum(s.gpu_hours for s in plan.stages))
+
+
+def test_pipeline_overrides_reach_the_rounds_and_what_is_distilled():
+    plan = make_plan(
+        [PIPELINE_400K],
+        accept_rate=0.25,
+        overrides=["pipeline.round_targets=[100000, 300000]", "pipeline.distill_rounds=last"],
+    )
+    assert stage_named(plan, "synthesize-1").parts[0].requests == 1_200_000
+    assert stage_named(plan, "train-generator-round-1").parts[0].requests == (
+        100_000 + plan.sizes.seeds
+    )
+    assert plan.target == 300_000  # only the last round goes on to distillation
+    assert stage_named(plan, "distill").parts[0].requests == math.ceil(300_000 * 0.95) * 4
+
+
+def test_a_target_that_contradicts_the_round_targets_is_refused():
+    with pytest.raises(PlanError, match="add up to 400,000"):
+        make_plan([PIPELINE_400K], target=300_000)
+    plan = make_plan([PIPELINE_400K], target=90_000, overrides=["pipeline.round_targets=null"])
+    assert [stage_named(plan, f"synthesize-{k}").parts[0].requests for k in (0, 1)] == [
+        180_000,
+        180_000,
+    ]
+
+
+def test_the_cli_plans_a_pipeline_config():
+    result = runner.invoke(app, ["plan", "--config", str(PIPELINE_400K)])
+    assert result.exit_code == 0, result.output
+    assert "train-generator-round-1" in result.output.replace("\n", "")
+    assert "Pipeline: 2 rounds" in result.output
 
 
 def test_an_external_judge_uses_no_cluster_gpus_and_is_not_timed():

@@ -128,3 +128,34 @@ def test_the_400k_pipeline_gives_each_round_a_target_that_adds_up_to_400k():
     assert all(r.quota.max_combinations for r in rounds)  # a budget bounds every round
     with pytest.raises(ValidationError, match="one target >= 1 per round"):
         PipelineConfig.model_validate({**cfg.model_dump(), "round_targets": [400_000]})
+
+
+def test_distill_rounds_last_sends_only_the_last_rounds_accepted_to_the_gates(tmp_path):
+    """`distill_rounds: last` forces quality.rounds to the last round; the quality job then
+    reads only that round's accepted files."""
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    from promptcot_ray import layout
+    from promptcot_ray.config import load_config
+    from promptcot_ray.pipeline.config import PipelineConfig
+    from promptcot_ray.pipeline.stages import build_stages
+    from promptcot_ray.quality.job import accepted_files
+    from promptcot_ray.storage import RunDir
+
+    repo = Path(__file__).resolve().parents[2]
+    path = repo / "jobs/configs/400k/pipeline.yaml"
+    quality = {
+        d: next(s.config for s in build_stages(cfg) if s.job == "quality")
+        for d in ("all", "last")
+        for cfg in [load_config(PipelineConfig, path, [f"distill_rounds={d}"])]
+    }
+    assert quality["all"].rounds is None and quality["last"].rounds == (1,)
+
+    run = RunDir(str(tmp_path))
+    for k in (0, 1):
+        run.write_table(f"{layout.round_part(k, 'accepted')}/part-0.parquet", pa.table({"x": [k]}))
+    assert len(accepted_files(run)) == 2
+    (only,) = accepted_files(run, quality["last"].rounds)
+    assert "round-1" in only
