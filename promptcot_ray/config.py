@@ -324,6 +324,13 @@ class QuotaConfig(_Frozen):
         ge=1,
         description="Budget: tokens the generator and judges write this round. None = no limit.",
     )
+    max_gpu_hours: float | None = Field(
+        None,
+        gt=0,
+        description="Budget: GPU-hours the round's engine pools hold, counted as the plan "
+        "prices them (wall time of each wave x the GPUs of the generator and judge pools at "
+        "their max replicas), summed over this round's runs. None = no limit.",
+    )
     wave_combinations: int = Field(
         65_536,
         ge=1,

@@ -22,6 +22,7 @@ FREE = "*"  # the bucket of every level without a per-level target
 STOP_TARGET_MET = "target_met"
 STOP_COMBINATION_BUDGET = "combination_budget"
 STOP_TOKEN_BUDGET = "token_budget"
+STOP_GPU_BUDGET = "gpu_hours_budget"
 STOP_POOL_EXHAUSTED = "pool_exhausted"
 
 
@@ -34,6 +35,7 @@ class Progress:
     sent: int = 0  # unique combinations sent to the generator (decided or in flight)
     sampled: int = 0  # combination indexes sampled (duplicates and skipped levels included)
     tokens: int = 0  # tokens the generator and judges wrote
+    gpu_hours: float = 0.0  # GPU time the round's engine pools held (measured waves)
 
     @property
     def total_accepted(self) -> int:
@@ -96,6 +98,8 @@ def stop_reason(quota: QuotaConfig, levels: Sequence[str], progress: Progress) -
         return STOP_COMBINATION_BUDGET
     if quota.max_generated_tokens is not None and progress.tokens >= quota.max_generated_tokens:
         return STOP_TOKEN_BUDGET
+    if quota.max_gpu_hours is not None and progress.gpu_hours >= quota.max_gpu_hours:
+        return STOP_GPU_BUDGET
     return None
 
 
@@ -115,6 +119,9 @@ def wave_needs(quota: QuotaConfig, levels: Sequence[str], progress: Progress) ->
         per_combination = progress.tokens / progress.total_decided
         left = quota.max_generated_tokens - progress.tokens
         cap = min(cap, math.ceil(left / per_combination) if per_combination else cap)
+    if quota.max_gpu_hours is not None and progress.total_decided and progress.gpu_hours:
+        per_combination_h = progress.gpu_hours / progress.total_decided
+        cap = min(cap, math.ceil((quota.max_gpu_hours - progress.gpu_hours) / per_combination_h))
     return _scaled(needs, max(cap, 0))
 
 
@@ -147,7 +154,9 @@ def quota_line(quota: dict) -> str:
     return (
         f"quota: {quota['accepted']} of {quota['target']} accepted, stopped by "
         f"{quota['stop_reason']}; {quota['combinations_sent']} combinations sent "
-        f"({quota['combinations_sampled']} sampled) in {quota['waves']} wave(s); "
+        f"({quota['combinations_sampled']} sampled) in {quota['waves']} wave(s)"
+        + (f", {quota['gpu_hours']:,.2f} GPU-hours" if quota.get("gpu_hours") else "")
+        + "; "
         + (f"still missing {left}; " if left else "nothing missing; ")
         + f"accept rate per level: {rates or '-'}"
     )

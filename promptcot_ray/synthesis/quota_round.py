@@ -13,6 +13,7 @@ never stopped. Raising the target adds waves; a lower one finds the target met.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from promptcot_ray import records as R
 from promptcot_ray.config import SynthesizeConfig, config_hash
+from promptcot_ray.errors import UserError
 from promptcot_ray.resume import finished_rows
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import quota as Q
@@ -38,6 +40,54 @@ def settings_key(cfg: SynthesizeConfig) -> str:
 def _level_counts(table: pa.Table) -> dict[str, int]:
     groups = table.group_by("level").aggregate([([], "count_all")])  # one row per level
     return dict(zip(groups["level"].to_pylist(), groups["count_all"].to_pylist(), strict=True))
+
+
+def held_gpus(cfg: SynthesizeConfig) -> int:
+    """GPUs the round's engine pools hold while a wave runs: replicas (their max) x tensor
+    parallel size of every GPU vLLM pool; CPU, rehearsal and HTTP engines hold none."""
+    llms = [cfg.generator, *(j.llm for j in cfg.judges)]
+    return sum(
+        llm.max_replicas * llm.tensor_parallel_size
+        for llm in llms
+        if llm.engine == "vllm" and llm.device == "gpu"
+    )
+
+
+class GpuClock:
+    """GPU time the round's waves held, kept in the round folder so a re-run adds to it.
+
+    Written after each wave: a wave a kill interrupted is not counted (its rows are, and the
+    budget's per-combination rate is taken from the waves that were)."""
+
+    FILE = "gpu-time.json"
+
+    def __init__(self, run: RunDir, round_dir: str, gpus: int) -> None:
+        self.run, self.rel, self.gpus = run, f"{round_dir}/{self.FILE}", gpus
+        self.gpu_seconds = self._read() if run.exists(self.rel) else 0.0
+        self._started = 0.0
+
+    def _read(self) -> float:
+        try:
+            return float(self.run.read_json(self.rel)["gpu_seconds"])
+        except (ValueError, KeyError, TypeError) as exc:  # the budget cannot be known
+            raise UserError(
+                f"{self.run.uri_of(self.rel)} is unreadable ({exc}); the round's GPU-hours "
+                "so far are unknown: restore the file or delete it to count from zero"
+            ) from None
+
+    @property
+    def hours(self) -> float:
+        return self.gpu_seconds / 3600
+
+    def __enter__(self) -> GpuClock:
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            return  # an interrupted wave: not counted
+        self.gpu_seconds += (time.monotonic() - self._started) * self.gpus
+        self.run.write_json(self.rel, {"gpu_seconds": self.gpu_seconds, "gpus": self.gpus})
 
 
 def read_progress(
@@ -84,9 +134,11 @@ def status(
         "combinations_sent": progress.sent,
         "combinations_sampled": progress.sampled,
         "generated_tokens": progress.tokens,
+        "gpu_hours": round(progress.gpu_hours, 4),
         "budget": {
             "max_combinations": quota.max_combinations,
             "max_generated_tokens": quota.max_generated_tokens,
+            "max_gpu_hours": quota.max_gpu_hours,
         },
         "waves": store.waves,
         "settings": settings_key(cfg),
@@ -106,9 +158,14 @@ def run_waves(
     (and returns how many were already done)."""
     assert cfg.quota is not None
     levels = cfg.combinations.levels
+    clock = GpuClock(run, round_dir, held_gpus(cfg))
+    if cfg.quota.max_gpu_hours is not None and not clock.gpus:
+        logger.warning("quota.max_gpu_hours is set, but this round's engines hold no GPU")
     while True:
-        process(store)  # the wave a kill interrupted, then each new one
+        with clock:
+            process(store)  # the wave a kill interrupted, then each new one
         progress = read_progress(run, round_dir, cfg, store)
+        progress.gpu_hours = clock.hours
         reason = Q.stop_reason(cfg.quota, levels, progress)
         if reason is None and store.exhausted:
             reason = Q.STOP_POOL_EXHAUSTED

@@ -67,6 +67,45 @@ def test_budgets_cap_the_wave_and_then_end_the_round():
     assert Q.stop_reason(tokens, LEVELS, _progress(tokens=10_000)) == Q.STOP_TOKEN_BUDGET
 
 
+def test_a_gpu_hours_budget_caps_the_wave_at_the_measured_rate_then_ends_the_round():
+    quota = QuotaConfig(target_accepted=1000, max_gpu_hours=10.0, prior_weight=0)
+    # 8 GPU-hours for 400 decided combinations: 2 h left buy 100 more
+    spent = _progress({"AIME": 40}, {"AIME": 400}, sent=400, gpu_hours=8.0)
+    assert sum(Q.wave_needs(quota, LEVELS, spent).values()) == 100
+    assert Q.stop_reason(quota, LEVELS, _progress(gpu_hours=10.0)) == Q.STOP_GPU_BUDGET
+    assert Q.stop_reason(quota, LEVELS, _progress(gpu_hours=9.9)) is None
+
+
+def test_held_gpus_and_the_clock_count_as_the_plan_prices(tmp_path, monkeypatch):
+    """Replicas at their max x TP of every GPU vLLM pool; the clock adds each wave's wall
+    time x those GPUs and keeps it in the round folder, so a re-run adds to it."""
+    from promptcot_ray.config import JudgeConfig, LLMConfig
+    from promptcot_ray.errors import UserError
+    from promptcot_ray.storage import RunDir
+    from promptcot_ray.synthesis import quota_round
+
+    cfg = SynthesizeConfig(
+        generator=LLMConfig(model="g", replicas=[2, 8]),
+        judges=(
+            JudgeConfig(name="a", llm=LLMConfig(model="j", tensor_parallel_size=4, replicas=3)),
+            JudgeConfig(name="b", llm=LLMConfig(model="k", device="cpu", replicas=5)),
+        ),
+    )
+    assert quota_round.held_gpus(cfg) == 8 + 3 * 4  # the CPU judge holds none
+    now = iter([100.0, 100.0 + 1800.0, 500.0, 500.0 + 900.0])
+    monkeypatch.setattr(quota_round.time, "monotonic", lambda: next(now))
+    run = RunDir(str(tmp_path))
+    with quota_round.GpuClock(run, "round-0", 20) as clock:
+        pass
+    assert clock.hours == pytest.approx(10.0)  # half an hour x 20 GPUs
+    with quota_round.GpuClock(run, "round-0", 20) as again:  # a re-run reads what was spent
+        assert again.hours == pytest.approx(10.0)
+    assert again.hours == pytest.approx(15.0)
+    run.write_text("round-0/gpu-time.json", "{not json")
+    with pytest.raises(UserError, match="GPU-hours so far are unknown"):
+        quota_round.GpuClock(run, "round-0", 20)
+
+
 def test_the_target_wins_over_a_spent_budget():
     quota = QuotaConfig(target_accepted=10, max_combinations=40)
     assert Q.stop_reason(quota, LEVELS, _progress({"AIME": 10}, sent=40)) == Q.STOP_TARGET_MET
