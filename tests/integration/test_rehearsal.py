@@ -75,6 +75,36 @@ def test_rehearsed_round_decides_every_combination_with_rehearsal_lineage(refere
     assert run.read_json(MODE_FILE) == {"mode": "rehearsal"}
 
 
+def test_the_second_judge_skips_what_the_first_rejected_except_the_audited_sample(reference):
+    """The local config judges under only_perfect, so the cascade is on: judge_b judges a
+    draft only when judge_a rated it perfect, or when the draft is in the audited sample."""
+    from promptcot_ray.synthesis.cascade import audited
+
+    run = RunDir(str(reference))
+    stats = run.read_json("synthesis/round-0/stats.json")
+    fraction = stats["cascade"]["audit_fraction"]
+    saved = stats["cascade"]["judge_calls_saved"]
+    judged = run.read_table("synthesis/round-0/judgements").to_pylist()
+    by_a = {j["draft_id"]: j for j in judged if j["judge"] == "judge_a"}
+    by_b = {j["draft_id"]: j for j in judged if j["judge"] == "judge_b"}
+    assert set(by_b) <= set(by_a)
+    for draft, a in by_a.items():
+        passed = a["verdict"] == "perfect"
+        assert (draft in by_b) == (passed or audited(draft, fraction)), (a, draft)
+    assert saved == {"judge_b": len(by_a) - len(by_b)} and saved["judge_b"] > 0
+    assert any(a["verdict"] != "perfect" for d, a in by_a.items() if d in by_b)  # audits
+    ledger = {x["stage"]: x for x in read_ledger(run)}
+    assert ledger["judge:judge_b"]["extra"]["calls_saved"] == saved["judge_b"]
+    assert ledger["judge:judge_a"]["extra"]["calls_saved"] == 0
+    verdict_of = {j["id"]: (j["judge"], j["verdict"]) for j in judged}
+    accepted = run.read_table("synthesis/round-0/accepted")
+    for parents in accepted.column("parent_ids").to_pylist():  # combination, judgements
+        assert sorted(verdict_of[p] for p in parents[1:]) == [
+            ("judge_a", "perfect"),
+            ("judge_b", "perfect"),
+        ]
+
+
 def test_a_real_job_refuses_the_rehearsal_run_directory(reference, tiny_model_path):
     models = [f"{key}={tiny_model_path}" for key in ("generator.model", "judges.0.llm.model")]
     models.append(f"judges.1.llm.model={tiny_model_path}")  # a real model: past preflight
