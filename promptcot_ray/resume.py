@@ -1,19 +1,16 @@
 """Resume: find which input rows a stage has finished, so a re-run skips them.
 
 A row whose engine call failed (`status == error`) is not finished: a re-run tries it again,
-and readers keep the successful copy (`prefer_finished`). Other outcomes, including counted
+and readers keep the successful copy (`finished_rows`). Other outcomes, including counted
 rejections, are final.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from promptcot_ray.records import STATUS, STATUS_ERROR
+from promptcot_ray.records import ID, STATUS, STATUS_ERROR
 from promptcot_ray.storage import RunDir
 
 
@@ -41,23 +38,24 @@ def without_written(
 
 def finished_rows(table: pa.Table, id_column: str) -> pa.Table:
     """One row per id, in arrow (no Python loop over rows): the first non-error copy, else
-    the first copy. A retried call leaves its earlier error row behind; this drops it."""
+    the first copy, in the order each id first appears. A retried call leaves its earlier
+    error row behind; this drops it. Every job reads its outputs exactly once through it."""
     n = table.num_rows
     if not n:
         return table
+    position = pa.array(range(n), pa.int64())
     error = pc.fill_null(pc.equal(table[STATUS], STATUS_ERROR), False).cast(pa.int64())
-    rank = pc.add(pc.multiply(error, n), pa.array(range(n), pa.int64()))  # ok rows first
-    best = pa.table({"k": table[id_column], "r": rank}).group_by("k").aggregate([("r", "min")])
+    rank = pc.add(pc.multiply(error, n), position)  # ok rows first, then by position
+    keyed = pa.table({"k": table[id_column], "r": rank, "p": position})
+    best = keyed.group_by("k").aggregate([("r", "min"), ("p", "min")])
     ranks = best["r_min"]
     index = pc.if_else(pc.greater_equal(ranks, n), pc.subtract(ranks, n), ranks)
-    return table.take(pc.take(index, pc.sort_indices(index)))  # in the table's order
+    return table.take(pc.take(index, pc.sort_indices(best["p_min"])))
 
 
-def prefer_finished(rows: Iterable[dict[str, Any]], id_column: str) -> list[dict[str, Any]]:
-    """One row per id: the first non-error copy, else the first copy (exactly-once reads)."""
-    chosen: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        held = chosen.get(row[id_column])
-        if held is None or (held[STATUS] == STATUS_ERROR and row[STATUS] != STATUS_ERROR):
-            chosen[row[id_column]] = row
-    return list(chosen.values())
+def finished_of(table: pa.Table, ids: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """`finished_rows` of `table` (keyed by `id`) restricted to the ids this run asked for."""
+    chosen = finished_rows(table, ID)
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    return chosen.filter(pc.is_in(chosen[ID], value_set=ids))

@@ -35,7 +35,8 @@ from promptcot_ray.config import (
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import run_llm_stage
 from promptcot_ray.model_paths import with_run_models
-from promptcot_ray.resume import prefer_finished, without_written
+from promptcot_ray.resume import finished_rows, without_written
+from promptcot_ray.sinks import conform
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
@@ -97,8 +98,7 @@ def read_extracted(run: RunDir) -> pa.Table:
     table = run.read_table(EXTRACTED_DIR)
     if table is None:
         return EXTRACTED_SCHEMA.empty_table()
-    rows = prefer_finished(table.to_pylist(), "seed_id")
-    return pa.Table.from_pylist(rows, schema=EXTRACTED_SCHEMA)
+    return conform(finished_rows(table, "seed_id"), EXTRACTED_SCHEMA)
 
 
 def build_concept_pool(lists: list[list[str]], cfg: PoolBuildConfig):  # -> ConceptPool

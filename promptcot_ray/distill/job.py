@@ -28,7 +28,7 @@ from promptcot_ray.llm_stage import HELPER_CPUS, run_llm_stage
 from promptcot_ray.model_paths import with_run_models
 from promptcot_ray.quality.job import accepted_files
 from promptcot_ray.quality.outputs import KEPT_DIR
-from promptcot_ray.resume import prefer_finished, without_written
+from promptcot_ray.resume import finished_rows, without_written
 from promptcot_ray.solving import (
     BuildSolveRequest,
     CollectSolution,
@@ -194,14 +194,17 @@ def run(cfg: DistillConfig) -> DistillSummary:
         SOLUTIONS_DIR, [R.ID, R.STATUS, R.REASON, "tokens_in", "tokens_out"]
     )
     solutions = solutions.filter(pc.is_in(solutions[R.ID], value_set=ids))
-    rows = prefer_finished(solutions.to_pylist(), R.ID)
-    check_error_fraction(pa.Table.from_pylist(rows), cfg.max_error_fraction, "teacher")
+    chosen = finished_rows(solutions, R.ID)  # one row per solution id, retries resolved
+    check_error_fraction(chosen, cfg.max_error_fraction, "teacher")
     groups = label(cfg, run_dir, ids)
     label_table, sft_table = _write_outputs(run_dir, groups)
 
-    solution_reasons = Counter(r[R.REASON] for r in rows if r[R.STATUS] != R.STATUS_OK)
+    failed = chosen.filter(pc.fill_null(pc.not_equal(chosen[R.STATUS], R.STATUS_OK), True))
+    solution_reasons = Counter(
+        {v["values"]: v["counts"] for v in pc.value_counts(failed[R.REASON]).to_pylist()}
+    )
     problem_reasons = Counter(x for x in label_table.column(R.REASON).to_pylist() if x is not None)
-    valid = sum(1 for r in rows if r[R.STATUS] == R.STATUS_OK)
+    valid = chosen.num_rows - failed.num_rows
     labelled = label_table.num_rows - sum(problem_reasons.values())
     seconds = time.time() - started
     model = cfg.teacher.model
@@ -211,11 +214,11 @@ def run(cfg: DistillConfig) -> DistillSummary:
             StageRecord(
                 job=JOB,
                 stage=STAGE_SOLVE,
-                rows_in=len(rows),
+                rows_in=chosen.num_rows,
                 rows_out=valid,
                 rejected=dict(solution_reasons),
-                tokens_in=sum(r["tokens_in"] for r in rows),
-                tokens_out=sum(r["tokens_out"] for r in rows),
+                tokens_in=_total(chosen["tokens_in"]),
+                tokens_out=_total(chosen["tokens_out"]),
                 seconds=seconds,
                 model=model,
             ),
@@ -256,3 +259,7 @@ def run(cfg: DistillConfig) -> DistillSummary:
             for n, d in (("solutions", SOLUTIONS_DIR), ("labels", LABELS_DIR), ("sft", SFT_DIR))
         },
     )
+
+
+def _total(values: pa.ChunkedArray) -> int:
+    return int(pc.sum(values).as_py() or 0)

@@ -16,7 +16,7 @@ from promptcot_ray import records as R
 from promptcot_ray.distill.labels import majority_label, rejection
 from promptcot_ray.distill.solutions import full_solution
 from promptcot_ray.prompts import solve as solve_prompt
-from promptcot_ray.resume import prefer_finished
+from promptcot_ray.resume import finished_rows
 
 STAGE_LABEL = "pseudo_label"
 STAGE_SFT = "distill_sft"
@@ -81,7 +81,7 @@ class LabelProblem:
         self.pool = GradingPool(processes=1, timeout_s=timeout_s)
 
     def __call__(self, group: pa.Table) -> pa.Table:
-        rows = prefer_finished(group.to_pylist(), R.ID)
+        rows = finished_rows(group, R.ID).to_pylist()
         rows.sort(key=lambda r: r[R.ID])
         first = rows[0]
         valid = [r for r in rows if r[R.STATUS] == R.STATUS_OK and r["answer"]]

@@ -103,7 +103,7 @@ def measure(cfg: Any, run: RunDir, items: pa.Table, base: str, benchmarks: dict)
     `reasoner`, else the model), with the names of the models that measured them."""
     from promptcot_ray.evaluate import job
     from promptcot_ray.evaluate.summary import summarize
-    from promptcot_ray.resume import prefer_finished
+    from promptcot_ray.resume import finished_of
 
     solve = {k: v["accuracy_mean"] for k, v in benchmarks.items()}
     if cfg.solver is not None:
@@ -112,8 +112,7 @@ def measure(cfg: Any, run: RunDir, items: pa.Table, base: str, benchmarks: dict)
         )
         job.grade(cfg, run, f"{base}/solver", f"{base}/solver-samples")
         graded = run.read_table(f"{base}/solver-samples", job.SUMMARY_COLUMNS)
-        wanted = set(done.column(R.ID).to_pylist())
-        rows = [r for r in prefer_finished(graded.to_pylist(), R.ID) if r[R.ID] in wanted]
+        rows = finished_of(graded, done.column(R.ID)).to_pylist()
         solve = {k: v["accuracy_mean"] for k, v in summarize(rows).items()}
     reasoner, rel, ids = cfg.model, f"{base}/generations", None
     if cfg.reasoner is not None:

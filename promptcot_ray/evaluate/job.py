@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
@@ -26,7 +27,7 @@ from promptcot_ray.evaluate.sets import load_set
 from promptcot_ray.evaluate.summary import summarize
 from promptcot_ray.llm_stage import HELPER_CPUS, run_llm_stage
 from promptcot_ray.model_paths import FINAL_MODEL, with_run_models
-from promptcot_ray.resume import prefer_finished, without_written
+from promptcot_ray.resume import finished_of, without_written
 from promptcot_ray.solving import (
     BuildSolveRequest,
     CollectSolution,
@@ -133,11 +134,10 @@ def generate(
         )
         rows = todo.select(["problem_id", "problem", "sample_index", *CARRIED])
         run_llm_stage(rows, llm, steps, run, rel, GENERATION_SCHEMA, R.ID, cfg.checkpoint_rows)
-    wanted = set(samples.column(R.ID).to_pylist())
     table = run.read_table(rel, [R.ID, R.STATUS, "benchmark", "tokens_out"])
-    rows = [r for r in prefer_finished(table.to_pylist(), R.ID) if r[R.ID] in wanted]
-    check_error_fraction(pa.Table.from_pylist(rows), cfg.max_error_fraction, stage)
-    return pa.Table.from_pylist(rows)
+    table = finished_of(table, samples.column(R.ID))
+    check_error_fraction(table, cfg.max_error_fraction, stage)
+    return table
 
 
 def grade(cfg: EvaluateConfig, run: RunDir, generations: str, samples: str) -> None:
@@ -182,9 +182,8 @@ def run(cfg: EvaluateConfig) -> EvaluateSummary:
     )
     grade(cfg, run_dir, f"{base}/generations", f"{base}/samples")
     graded = run_dir.read_table(f"{base}/samples", SUMMARY_COLUMNS)
-    wanted = set(generated.column(R.ID).to_pylist())
-    rows = [r for r in prefer_finished(graded.to_pylist(), R.ID) if r[R.ID] in wanted]
-    benchmarks = summarize(rows)
+    samples = finished_of(graded, generated.column(R.ID))  # this run's samples, once each
+    benchmarks = summarize(samples.to_pylist())
 
     difficulty = None
     if cfg.difficulty:  # solver's solve rate, reasoner's think-block tokens (difficulty.py)
@@ -221,15 +220,15 @@ def run(cfg: EvaluateConfig) -> EvaluateSummary:
             StageRecord(
                 job=JOB,
                 stage=f"{STAGE_EVAL}:{name}",
-                rows_in=len(rows),
-                rows_out=len(rows),
-                tokens_out=int(sum(int(r["tokens_out"] or 0) for r in rows)),
+                rows_in=samples.num_rows,
+                rows_out=samples.num_rows,
+                tokens_out=int(pc.sum(samples["tokens_out"]).as_py() or 0),
                 seconds=seconds,
                 model=cfg.model.model,
                 extra={k: round(v["accuracy_mean"], 4) for k, v in benchmarks.items()},
             )
         ],
     )
-    counts = {"samples": len(rows), "benchmarks": len(benchmarks)}
+    counts = {"samples": samples.num_rows, "benchmarks": len(benchmarks)}
     stage_marker.commit(run_dir, base, config_hash(cfg), counts)  # last: the commit
     return summary

@@ -33,7 +33,7 @@ from promptcot_ray.rationales.stages import (
     CollectRationale,
     SettleRationale,
 )
-from promptcot_ray.resume import finished_rows, prefer_finished, without_written
+from promptcot_ray.resume import finished_rows, without_written
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def build_pipeline(todo: pa.Table, cfg: RationalesConfig):
 def finalize(run: RunDir, best_of_n: int) -> tuple[int, Counter[str]]:
     """Split results into data (SFT rows) and rejects; dedupe ids; count reasons."""
     table = run.read_table(RESULTS_DIR)
-    rows = prefer_finished([] if table is None else table.to_pylist(), "candidate_key")
+    rows = [] if table is None else finished_rows(table, "candidate_key").to_pylist()
     if best_of_n > 1:
         keep_best(rows)
     ok = [r for r in rows if r[R.STATUS] == R.STATUS_OK]

@@ -11,7 +11,7 @@ from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
 from promptcot_ray.config import PoolConfig, StorageConfig
 from promptcot_ray.ledger import StageRecord, append_records, read_ledger
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, _FromChatResponse
-from promptcot_ray.resume import finished_rows, prefer_finished, without_written
+from promptcot_ray.resume import finished_rows, without_written
 from promptcot_ray.storage import RunDir
 
 
@@ -31,12 +31,23 @@ def test_error_rows_are_not_done_and_finished_copies_win(tmp_path):
         {"key": "a", R.STATUS: R.STATUS_OK, "n": 3},
         {"key": "a", R.STATUS: R.STATUS_OK, "n": 4},
     ]
-    assert sorted((r["key"], r["n"]) for r in prefer_finished(rows, "key")) == [("a", 3), ("b", 2)]
-    # the same choice in arrow, for tables too large to walk row by row on the driver
     rows.append({"key": "c", R.STATUS: R.STATUS_ERROR, "n": 5})  # failed, never retried
     chosen = finished_rows(pa.Table.from_pylist(rows), "key")
-    assert chosen["n"].to_pylist() == [2, 3, 5]  # one row per key, in the table's order
+    assert chosen["n"].to_pylist() == [2, 3, 5]  # one row per key: ok copy, else the first
     assert finished_rows(pa.Table.from_pylist(rows).slice(0, 0), "key").num_rows == 0
+    # ids in the order they first appear, even when the kept copy comes later
+    retried = [
+        {"key": "x", R.STATUS: R.STATUS_ERROR, "n": 10},
+        {"key": "y", R.STATUS: R.STATUS_OK, "n": 11},
+        {"key": "x", R.STATUS: R.STATUS_OK, "n": 12},
+        {"key": "z", R.STATUS: None, "n": 13},  # no status: not an error, kept
+    ]
+    chosen = finished_rows(pa.Table.from_pylist(retried), "key")
+    assert list(zip(chosen["key"].to_pylist(), chosen["n"].to_pylist(), strict=True)) == [
+        ("x", 12),
+        ("y", 11),
+        ("z", 13),
+    ]
 
 
 def test_a_retried_error_does_not_count_against_max_error_fraction():
