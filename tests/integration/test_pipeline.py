@@ -1,5 +1,8 @@
-"""The whole method through `promptcot-ray pipeline` on the embedded default (test sizes):
-every stage on real components, the report, and resume after a SIGKILL mid-pipeline.
+"""The whole method through `promptcot-ray pipeline` on the embedded default (test sizes),
+rehearsed: every engine call is the rehearsal stand-in (the engines are each job's own
+integration test's subject, and the README's command runs them all for real), everything
+else is the real pipeline: stage order and hand-offs, Ray Data, DeepSpeed trainings, the
+report, and resume after a SIGKILL mid-pipeline.
 
 One run serves every test: it is killed in synthesize-1 (a middle stage, its first result
 file written) and re-run as a user would, so the run directory the other tests read is the
@@ -33,11 +36,9 @@ PIPELINE_CONFIG = REPO / "jobs" / "configs" / "pipeline-local.yaml"
 SHIPPED_MODEL = ".cache/tiny-llama-formats"
 # Smaller than the README's run: the same stages, fewer rows and engine tokens.
 TEST_SETTINGS = {
-    "synthesize": {
-        "combinations.num_combinations": 12,
-        "checkpoint_rows": 4,
-        "generator.max_tokens": 96,
-    },
+    # enough result files that the kill lands mid-round even with instant engines
+    "synthesize": {"combinations.num_combinations": 240, "checkpoint_rows": 4},
+    "train_generator": {"num_workers": 1},  # ZeRO-2 over two workers: test_train's subject
     # two samples: a lone valid answer may label (strict majority of one), a 1-1 split may not
     "distill": {"samples_per_problem": 2, "min_valid_samples": 1, "teacher.max_tokens": 128},
     "evaluate": {"runs": 1, "difficulty": False, "model.max_tokens": 96},
@@ -66,6 +67,7 @@ def _test_config(tmp: Path, model: Path, run_dir: Path) -> Path:
     synth = data["synthesize"]["set"]
     data["synthesize"]["set"] = {k: v for k, v in synth.items() if not k.startswith("judges.")}
     data["synthesize"]["set"]["judges"] = [judge]
+    data["rehearse"] = True
     path = tmp / "pipeline.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
