@@ -108,6 +108,8 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
     student_data = {"data.source": layout.DISTILL_SFT}
     stages.append(train("train_student", cfg.student_name, student_data, None))
     evaluate = cfg.evaluate.load("evaluate", {**shared, "model.model": _model(cfg.student_name)})
+    if evaluate.name is None:  # eval/<student>/, also rehearsed (the model is `rehearsal` then)
+        evaluate = evaluate.model_copy(update={"name": cfg.student_name})
     stages.append(job("evaluate", "evaluate", evaluate, _eval_dir(evaluate)))
     if cfg.report:
         stages.append(Stage("report", "report", None, None, None))  # cheap: always fresh

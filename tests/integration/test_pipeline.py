@@ -37,7 +37,11 @@ SHIPPED_MODEL = ".cache/tiny-llama-formats"
 # Smaller than the README's run: the same stages, fewer rows and engine tokens.
 TEST_SETTINGS = {
     # enough result files that the kill lands mid-round even with instant engines
-    "synthesize": {"combinations.num_combinations": 240, "checkpoint_rows": 4},
+    "synthesize": {
+        "combinations.num_combinations": 240,
+        "combinations.temperature": 2.0,  # a flat sampler: fewer duplicate combinations
+        "checkpoint_rows": 4,
+    },
     "train_generator": {"num_workers": 1},  # ZeRO-2 over two workers: test_train's subject
     # two samples: a lone valid answer may label (strict majority of one), a 1-1 split may not
     "distill": {"samples_per_problem": 2, "min_valid_samples": 1, "teacher.max_tokens": 128},

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from promptcot_ray import records as R
-from promptcot_ray.config import JudgeConfig, LLMConfig, SynthesizeConfig
+from promptcot_ray.config import JudgeConfig, SynthesizeConfig
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN
 from promptcot_ray.prompts.generator import format_completion
 from promptcot_ray.prompts.judge import format_judgement_json
@@ -19,17 +19,10 @@ from promptcot_ray.synthesis.cascade import Cascade, audited, rejected_before
 from promptcot_ray.synthesis.outputs import RoundCounts, count_rows
 from promptcot_ray.synthesis.verdict import decide
 
-LLM = LLMConfig(model="m", device="cpu", max_tokens=100, seed=3)
+from .test_stages import COMBO, LLM
+
 JUDGES = (JudgeConfig(name="a", llm=LLM), JudgeConfig(name="b", llm=LLM))
 CARRY = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
-COMBO = {
-    "combination_id": "c1",
-    "combination_index": 0,
-    "concepts": ["Pigeonhole principle", "Modular arithmetic"],
-    "level": "AIME",
-    "pool_version": "p",
-    "sampler_seed": 0,
-}
 NO_AUDIT = Cascade("only_perfect", 0.0)
 
 

@@ -55,3 +55,15 @@ def test_the_pipeline_runs_only_registered_jobs(tmp_path):
     jobs = {stage.job for stage in build_stages(cfg)}
     assert jobs - {"generator-data", "report"} <= set(JOBS)  # the two built-in steps
     assert {"concepts", "synthesize", "train", "distill", "evaluate"} <= jobs
+
+
+def test_the_pipeline_evaluates_into_the_students_folder_rehearsed_or_not(tmp_path):
+    """eval/<student>/ whatever the model is called (a rehearsal's is `rehearsal`)."""
+    from promptcot_ray.evaluate.job import eval_name
+
+    path = REPO / "jobs" / "configs" / "pipeline-local.yaml"
+    for rehearse in ("false", "true"):
+        sets = [f"storage.run_dir={tmp_path / rehearse}", f"rehearse={rehearse}"]
+        stages = build_stages(load_config(PipelineConfig, path, sets))
+        evaluate = next(s for s in stages if s.job == "evaluate")
+        assert eval_name(evaluate.config) == "student" and evaluate.marker == "eval/student"
