@@ -206,9 +206,11 @@ def synthesize_stage(f: JobFile, ctx: Context) -> StageLoad:
         engine("generator", cfg.generator, sizes.combinations, gen_prompt, _draft_tokens(wl), ctx)
     ]
     judged = math.ceil(sizes.combinations * wl.parse_rate)
-    reach = cascade_reach(len(cfg.judges), wl.accept_rate, cfg.cascade.audit_fraction)
-    if not cfg.cascade_on:
-        reach = [1.0] * len(cfg.judges)
+    reach = (
+        cascade_reach(len(cfg.judges), wl.accept_rate, cfg.cascade.audit_fraction)
+        if cfg.cascade_on
+        else [1.0] * len(cfg.judges)
+    )
     for judge, share in zip(cfg.judges, reach, strict=True):
         messages = build_judge_messages(
             concepts,
