@@ -52,6 +52,15 @@ class StorageConfig(_Frozen):
         None,
         description="S3 region. Default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.",
     )
+    s3_max_retries: int = Field(
+        12,
+        ge=0,
+        le=16,
+        description="Retries of each S3 request that fails on a network error, a 5xx or a "
+        "throttle, with backoff doubling from 25 ms: 12 rides out an endpoint outage of "
+        "about 100 s mid-job. The start-up preflight does not retry: a wrong endpoint fails "
+        "in seconds.",
+    )
 
     @field_validator("run_dir")
     @classmethod

@@ -176,9 +176,14 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        stored = self.current()
-        if stored and stored.get("token") == self.holder["token"]:
-            self.run.delete_file(LEASE_FILE)
+        try:
+            stored = self.current()
+            if stored and stored.get("token") == self.holder["token"]:
+                self.run.delete_file(LEASE_FILE)
+        except OSError as exc:  # storage unreachable: the lease lapses on its own (ttl_s)
+            logger.warning(
+                "could not release the writer lease (it expires in %.0f s): %s", self.ttl_s, exc
+            )
 
     def __enter__(self) -> Lease:
         self.acquire()

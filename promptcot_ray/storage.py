@@ -8,6 +8,7 @@ operation clearly. Credentials come from the standard AWS chain and are never lo
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -39,12 +40,38 @@ class StorageError(UserError, RuntimeError):
     """The run directory cannot be used (wrong endpoint, missing bucket, no permission)."""
 
 
+# errno values that mean the run directory's disk, not this code, failed
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO}
+
+
+def storage_failure(exc: BaseException) -> str | None:
+    """The one-line reason when `exc` is the run directory's storage failing (an S3 request
+    that ran out of retries, a full or read-only disk), else None (a bug keeps its
+    traceback). A Ray task's error counts too: Ray re-raises it as a subclass of the cause."""
+    seen: list[BaseException] = [exc]
+    while seen and len(seen) < 8:  # RayTaskError keeps the original as .cause; wrappers chain
+        err = seen[-1]
+        if isinstance(err, OSError):
+            lines = [x.strip() for x in str(err).splitlines() if x.strip()]
+            aws = [x for x in lines if "AWS Error" in x]  # Ray adds lines of its own around it
+            if aws:
+                return aws[0].removeprefix("OSError: ")
+            if err.errno in _DISK_ERRNOS:
+                return lines[0] if lines else type(err).__name__
+        nxt = getattr(err, "cause", None) or err.__cause__ or err.__context__
+        if not isinstance(nxt, BaseException) or nxt in seen:
+            return None
+        seen.append(nxt)
+    return None
+
+
 @dataclass(frozen=True)
 class S3Settings:
     """Where S3 is, resolved from config then environment; holds no credentials."""
 
     endpoint_url: str | None
     region: str
+    max_retries: int = 12
 
     @classmethod
     def resolve(cls, cfg: StorageConfig) -> S3Settings:
@@ -59,9 +86,13 @@ class S3Settings:
             or os.environ.get("AWS_DEFAULT_REGION")
             or "us-east-1"
         )
-        return cls(endpoint_url=endpoint or None, region=region)
+        return cls(endpoint_url=endpoint or None, region=region, max_retries=cfg.s3_max_retries)
 
     def pyarrow_fs(self) -> pafs.S3FileSystem:
+        return RetryingS3FileSystem(self)
+
+    def fs_options(self) -> dict[str, Any]:
+        """pyarrow.fs.S3FileSystem's keyword arguments for these settings."""
         kwargs: dict[str, Any] = {"region": self.region}
         if self.endpoint_url:
             parsed = urlparse(self.endpoint_url)
@@ -70,7 +101,11 @@ class S3Settings:
         # Fail within seconds on a wrong endpoint instead of retrying for minutes.
         kwargs["connect_timeout"] = 5
         kwargs["request_timeout"] = 60
-        return pafs.S3FileSystem(**kwargs)
+        # The AWS SDK's default strategy: backoff doubling from 25 ms, no retry quota (the
+        # standard strategy's quota runs dry when every write of a busy round fails at once,
+        # which is exactly an outage). The preflight has already refused a wrong endpoint.
+        kwargs["retry_strategy"] = pafs.AwsDefaultS3RetryStrategy(max_attempts=self.max_retries)
+        return kwargs
 
     def boto3_client(self) -> Any:
         import boto3
@@ -82,6 +117,22 @@ class S3Settings:
             region_name=self.region,
             config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}),
         )
+
+
+class RetryingS3FileSystem(pafs.S3FileSystem):
+    """pyarrow's S3 filesystem, pickled with its settings.
+
+    pyarrow's own pickling drops the retry strategy, so every copy a Ray task gets (the
+    sinks' writes, Ray Data's reads) would retry 3 times and fail a 1 s outage; this one is
+    rebuilt from its S3Settings on the other side, retries included.
+    """
+
+    def __init__(self, settings: S3Settings) -> None:
+        super().__init__(**settings.fs_options())
+        self.settings = settings
+
+    def __reduce__(self) -> tuple[Any, tuple[S3Settings]]:
+        return (RetryingS3FileSystem, (self.settings,))
 
 
 class RunDir:

@@ -190,3 +190,73 @@ def test_sigterm_stops_in_bounded_time_and_the_rerun_decides_each_combination_on
     ids = outcome_ids(str(run_dir))
     assert len(ids) == len(set(ids))  # none decided twice
     assert sorted(ids) == sorted(outcome_ids(str(reference)))  # none lost
+
+
+OUTAGE_S = 20
+
+
+def _until_results(proc: subprocess.Popen, run: RunDir, more_than: int, log_path: Path) -> int:
+    """Wait until the round has written more than `more_than` result files; their count."""
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        found = len(run.list_files(RESULTS, ".parquet"))
+        if found > more_than:
+            return found
+        time.sleep(0.1)
+    pytest.fail(f"no new result files before the job ended: {log_path.read_text()[-3000:]}")
+
+
+def test_an_s3_outage_mid_write_stops_cleanly_or_is_ridden_out_and_no_row_is_lost(
+    reference, s3_env, tmp_path
+):
+    """The S3 endpoint refuses connections for ~20 s while the round writes (issue #17).
+    Without retries (storage.s3_max_retries=0) the job stops with one line saying how to
+    resume, no traceback; the re-run, with the default retries, meets a second outage and
+    rides it out. The decided ids equal the uninterrupted run's: none lost, none twice."""
+    from urllib.parse import urlparse
+
+    from tests.outage_proxy import OutageProxy
+
+    proxy = OutageProxy(urlparse(s3_env["endpoint"]).port).start()
+    run_uri = f"s3://{s3_env['bucket']}/outage"
+    run = RunDir(run_uri)  # the test reads moto directly, the jobs go through the proxy
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AWS_ENDPOINT_URL": proxy.endpoint}
+    runs = {
+        "impatient": _synthesize(run_uri, "--rehearse", "--set", "storage.s3_max_retries=0"),
+        "patient": _synthesize(run_uri, "--rehearse"),
+    }
+    codes, logs, found = {}, {}, 0
+    try:
+        for name, command in runs.items():
+            log_path = tmp_path / f"{name}.log"
+            with open(log_path, "w") as log:
+                proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log, env=env)
+                try:
+                    found = _until_results(proc, run, found + 2, log_path)
+                    assert not run.is_complete("synthesis/round-0")  # mid-round
+                    outage = proxy.outage(OUTAGE_S if name == "patient" else 5)
+                    codes[name] = proc.wait(timeout=900)
+                    outage.join()
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+            logs[name] = log_path.read_text()
+    finally:
+        proxy.stop()
+    impatient = logs["impatient"]
+    assert codes["impatient"] == 2, impatient[-3000:]
+    message = [x for x in impatient.splitlines() if x.startswith("error:")]
+    assert len(message) == 1 and "failed mid-job" in message[0], impatient[-3000:]
+    assert impatient.strip().splitlines()[-1] == message[0]  # the CLI's last word, no traceback
+    assert "AWS Error NETWORK_CONNECTION" in message[0]  # the failing request, in one line
+    assert "re-run the same command to resume" in message[0] and run_uri in message[0]
+    assert codes["patient"] == 0, logs["patient"][-3000:]
+    assert re.search(r"[1-9]\d* already done", logs["patient"])  # it resumed
+    assert run.is_complete("synthesis/round-0")
+    ids = outcome_ids(run_uri)
+    assert len(ids) == len(set(ids))  # none decided twice
+    assert sorted(ids) == sorted(outcome_ids(str(reference)))  # none lost
+    for name in ("accepted", "rejected"):
+        mine = run.read_table(f"synthesis/round-0/{name}")
+        ref = RunDir(str(reference)).read_table(f"synthesis/round-0/{name}")
+        assert sorted(mine.column("id").to_pylist()) == sorted(ref.column("id").to_pylist())

@@ -98,3 +98,39 @@ def test_pool_round_trip_on_s3(s3_env):
     assert np.array_equal(back.embeddings, pool.embeddings)
     assert (back.cooccurrence != pool.cooccurrence).nnz == 0
     assert np.array_equal(back.frequency, pool.frequency)
+
+
+def test_a_ray_tasks_copy_of_the_run_dir_retries_through_a_short_outage(s3_env):
+    """What a sink's write task gets is a pickled RunDir: its filesystem must keep the retry
+    setting (pyarrow's own pickling drops it). With retries a 2 s outage is ridden out;
+    with none the same write fails at once."""
+    import pickle
+    import time
+    from urllib.parse import urlparse
+
+    from promptcot_ray.config import StorageConfig
+    from tests.outage_proxy import OutageProxy
+
+    proxy = OutageProxy(urlparse(s3_env["endpoint"]).port).start()
+    uri = f"s3://{s3_env['bucket']}/retries"
+    try:
+
+        def task_copy(retries: int) -> RunDir:
+            storage = StorageConfig(
+                run_dir=uri, s3_endpoint_url=proxy.endpoint, s3_max_retries=retries
+            )
+            return pickle.loads(pickle.dumps(RunDir(uri, storage)))
+
+        patient, impatient = task_copy(12), task_copy(0)
+        patient.write_text("before.txt", "ok")  # connections are open when it goes down
+        proxy.outage(2.0)
+        time.sleep(0.2)
+        with pytest.raises(OSError):
+            impatient.write_text("impatient.txt", "lost")
+        started = time.time()
+        patient.write_text("during.txt", "kept")
+        assert time.time() - started >= 1.0  # it waited for the endpoint to come back
+    finally:
+        proxy.stop()
+    assert RunDir(uri).read_text("during.txt") == "kept"
+    assert not RunDir(uri).exists("impatient.txt")

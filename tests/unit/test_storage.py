@@ -70,3 +70,69 @@ def test_upload_dir_replaces_the_folder_with_the_local_copy(tmp_path):
     run.write_text("models/x/final/stale.bin", "old")
     run.upload_dir(str(local), "models/x/final")
     assert run.list_files("models/x/final") == ["models/x/final/config.json"]
+
+
+S3_REFUSED = (
+    "When uploading part for key 'run/synthesis/round-0/results/part-1.parquet' in bucket "
+    "'b': AWS Error NETWORK_CONNECTION during UploadPart operation: curlCode: 7, Could not "
+    "connect to server"
+)
+
+
+class _TaskError(OSError):
+    """What Ray raises for a task's OSError: a subclass of the cause, a traceback in str,
+    the original as .cause (ray.exceptions.RayTaskError builds it this way)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"ray::Write() (pid=1)\n  File 'sinks.py', line 64\nOSError: {cause}\n")
+        self.cause = cause
+
+
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (OSError(S3_REFUSED), S3_REFUSED),
+        (_TaskError(OSError(S3_REFUSED + "\nFailed to apply UDF transform")), S3_REFUSED),
+        (OSError(28, "No space left on device"), "[Errno 28] No space left on device"),
+        (PermissionError(13, "Permission denied"), "[Errno 13] Permission denied"),
+    ],
+)
+def test_storage_failing_mid_job_is_named_in_one_line(error, reason):
+    from promptcot_ray.storage import storage_failure
+
+    assert storage_failure(error) == reason
+    wrapped = RuntimeError("the executor stopped")
+    wrapped.__cause__ = error  # Ray Data re-raises from a SystemException / chains it
+    assert storage_failure(wrapped) == reason
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        FileNotFoundError(2, "No such file or directory"),  # a path this code got wrong
+        ValueError("bad value"),
+        KeyError("column"),
+        OSError("a socket this code misused"),
+    ],
+)
+def test_a_bug_is_not_taken_for_a_storage_failure(error):
+    from promptcot_ray.storage import storage_failure
+
+    assert storage_failure(error) is None
+
+
+def test_the_run_dirs_s3_filesystem_keeps_its_retries_through_pickling():
+    """Ray tasks get pickled copies; pyarrow's own S3FileSystem pickle drops retry_strategy."""
+    import pickle
+
+    import pyarrow.fs as pafs
+
+    from promptcot_ray.config import StorageConfig
+
+    storage = StorageConfig(
+        run_dir="s3://b/p", s3_endpoint_url="http://127.0.0.1:9", s3_max_retries=5
+    )
+    run = pickle.loads(pickle.dumps(RunDir("s3://b/p", storage)))
+    assert isinstance(run.fs, pafs.S3FileSystem)
+    assert run.fs.settings.max_retries == 5 and run.fs.region == "us-east-1"
+    assert StorageConfig(run_dir="s3://b/p").s3_max_retries == 12
