@@ -26,7 +26,11 @@ RowFn = Callable[[dict[str, Any]], dict[str, Any]]
 # the column ray.data.llm sets on failed rows (engine.INFERENCE_ERROR_COLUMN; engine.py
 # imports this module, so the name is repeated rather than imported)
 INFERENCE_ERROR_COLUMN = "__inference_error__"
-HELPER_CPUS = 0.2  # a stand-in step is as light as the processors' helper stages
+# A stand-in step is CPU-bound Python: one CPU each, so a CPU cluster runs one per core.
+# At the helper stages' 0.2, Ray Data ran 40 tasks on an 8-CPU node and started a Python
+# worker for each; measured on 2 cores, 2,000 rehearsed combinations took 118 s that way
+# and 67 s this way (benchmarks/README.md).
+STAND_IN_CPUS = 1.0
 _JUDGE_VERSION = re.compile(r"^judge_(\d+)_prompt_version$")
 # request fields that ask for JSON-schema output (engine.with_json_schema; OpenAI style)
 _SCHEMA_KEYS = ("structured_outputs", "guided_decoding", "response_format")
@@ -144,4 +148,4 @@ class RehearsalProcessor:
         self.rows = RehearseRows(cfg, preprocess, postprocess)
 
     def __call__(self, ds: Any) -> Any:
-        return ds.map(self.rows, num_cpus=HELPER_CPUS)
+        return ds.map(self.rows, num_cpus=STAND_IN_CPUS)
