@@ -58,7 +58,18 @@ def reference(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("rehearsal") / "reference"
     done = _run(_synthesize(run_dir, "--rehearse"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (run_dir.parent / "console.txt").write_text(done.stdout + done.stderr)
     return run_dir
+
+
+def test_the_console_shows_the_jobs_own_lines_not_ray_datas(reference):
+    """Issue #18's quiet console: a round of 2,000 combinations prints a few dozen lines
+    (its own progress and summary), not Ray Data's plans and 10-second progress dumps."""
+    lines = (reference.parent / "console.txt").read_text().splitlines()
+    assert len(lines) < 60, "\n".join(lines)
+    assert not [x for x in lines if "logging_progress" in x or "streaming_executor" in x]
+    assert any("already done" in x for x in lines)  # the job's own progress remains
+    assert any("of 2000 combinations in" in x for x in lines)  # and its summary
 
 
 def test_rehearsed_round_decides_every_combination_with_rehearsal_lineage(reference):
