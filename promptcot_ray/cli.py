@@ -68,14 +68,20 @@ RehearseOption = Annotated[
 
 
 def _setup_logging(verbose: bool) -> None:
-    """Our loggers at INFO (DEBUG with --verbose). Unless --verbose, Ray Data's console lines
-    (plans, progress dumps every 10 s) go to its session log only, and vLLM logs warnings
-    only: through their environment variables for the workers of a local Ray (they inherit
-    them), and on Ray Data's console handler here, where ray.data is already imported."""
+    """Our loggers at INFO (DEBUG with --verbose). Unless --verbose, Ray Data shows no
+    progress bars, its console lines (plans, progress dumps every 10 s) go to its session
+    log only, and vLLM logs warnings only: through their environment variables for the
+    workers of a local Ray (they inherit them), and on Ray Data's console handler and
+    context here, where ray.data is already imported."""
     if not verbose:
         quiet = Path(__file__).parent / "data" / "ray_data_logging.yaml"
         os.environ.setdefault("RAY_DATA_LOGGING_CONFIG", str(quiet))
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # each engine's start-up log
+        import ray.data
+
+        # the context travels with each dataset: Ray Train workers' split iterators too, whose
+        # bars kept redrawing long after their epoch ended
+        ray.data.DataContext.get_current().enable_progress_bars = False
         for handler in logging.getLogger("ray.data").handlers:
             if isinstance(handler, logging.StreamHandler) and not hasattr(handler, "baseFilename"):
                 handler.setLevel(logging.WARNING)  # the console; its file log keeps INFO

@@ -5,10 +5,12 @@ the PIDs it recorded (never `ray stop`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,109 @@ def test_a_client_without_the_token_is_refused(local_cluster):
     done = _promptcot(env, "job", "status", "raysubmit_nope")
     assert done.returncode == 2
     assert "error:" in done.stderr + done.stdout
+
+
+NODE_LOSS_SETS = [
+    "combinations.num_combinations=2000",
+    "combinations.temperature=2.0",  # few duplicates: many engine rows, many result files
+    "pool.embedding=hashed",
+    "checkpoint_rows=16",
+]
+
+
+def _kill_node(leader: int) -> int:
+    """SIGKILL every process of one node (its session: `ray start`, raylet, agents, workers),
+    as a lost machine; how many were killed."""
+    import psutil
+
+    victims = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == leader:
+                victims.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    for proc in victims:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return len(victims)
+
+
+def test_a_worker_node_killed_mid_synthesize_loses_and_doubles_no_row(
+    local_cluster, ray_cluster, s3_env, tmp_path
+):
+    """Issue #17: the worker node of the two-node cluster dies mid-round (every process of
+    it SIGKILLed); the submitted job finishes (Ray retries the lost tasks on the head), or a
+    re-submission does, with exactly the combinations an uninterrupted run decides."""
+    from promptcot_ray.config import SynthesizeConfig, load_config
+    from promptcot_ray.synthesis.job import run
+
+    state, client_env = local_cluster
+    run_dir = f"s3://{s3_env['bucket']}/node-lost"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        **client_env,
+        "AWS_ENDPOINT_URL": s3_env["endpoint"],
+    }
+    rehearsal = [
+        f"{llm}.{key}=rehearsal"
+        for llm in ("generator", "judges.0.llm", "judges.1.llm")
+        for key in ("engine", "model")
+    ]
+    sets = [f"storage.run_dir={run_dir}", *NODE_LOSS_SETS, *rehearsal]
+
+    def submit(submission_id: str) -> list[str]:
+        args = [a for s in sets for a in ("--set", s)]
+        return [
+            sys.executable,
+            "-m",
+            "promptcot_ray.cli",
+            "submit",
+            "synthesize",
+            "--config",
+            str(LOCAL_CONFIG.relative_to(REPO)),
+            *args,
+            "--no-install",
+            "--secret",
+            "AWS_SECRET_ACCESS_KEY",
+            "--secret",
+            "AWS_ACCESS_KEY_ID",
+            "--submission-id",
+            submission_id,
+            "--wait",
+        ]
+
+    results = "synthesis/round-0/results"
+    log_path = tmp_path / "node-lost.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            submit("promptcot-test-node-lost"), cwd=REPO, env=env, stdout=log, stderr=log
+        )
+        try:
+            deadline = time.time() + 600
+            while time.time() < deadline and proc.poll() is None:
+                if len(RunDir(run_dir).list_files(results, ".parquet")) >= 3:
+                    break
+                time.sleep(0.2)
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert not RunDir(run_dir).is_complete("synthesis/round-0")  # mid-round
+            assert _kill_node(int((state / "worker.pid").read_text())) >= 2
+            code = proc.wait(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    first = log_path.read_text()
+    if code != 0:  # allowed: the job failed with the node; a re-submission must finish
+        again = _promptcot(env, *submit("promptcot-test-node-lost-again")[3:])
+        assert again.returncode == 0, first[-3000:] + again.stdout[-3000:] + again.stderr[-3000:]
+
+    reference = str(tmp_path / "reference")
+    cfg = load_config(SynthesizeConfig, LOCAL_CONFIG, [*sets, f"storage.run_dir={reference}"])
+    run(cfg)  # the same round uninterrupted, in this process's Ray
+    ids = outcome_ids(run_dir)
+    assert len(ids) == len(set(ids))  # none decided twice
+    assert sorted(ids) == sorted(outcome_ids(reference))  # none lost
+    for name in ("accepted", "rejected"):
+        mine = RunDir(run_dir).read_table(f"synthesis/round-0/{name}", columns=["id"])
+        ref = RunDir(reference).read_table(f"synthesis/round-0/{name}", columns=["id"])
+        assert sorted(mine.column("id").to_pylist()) == sorted(ref.column("id").to_pylist())
