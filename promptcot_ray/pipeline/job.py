@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptcot_ray import layout
+from promptcot_ray import layout, stage_marker
 from promptcot_ray.config import ConfigError, config_to_yaml
 from promptcot_ray.job_configs import JOBS
 from promptcot_ray.ledger import StageRecord, append_records
@@ -111,6 +111,8 @@ def _run_stage(cfg: PipelineConfig, stage: Stage, run_dir: RunDir) -> Any:
         from promptcot_ray.report.job import build_report
 
         return build_report(run_dir.uri, cfg.storage)  # the YAML's endpoint and region too
+    if stage.job == "train" and stage.config.name == cfg.student_name:
+        _check_student_data(run_dir)
     spec = JOBS[stage.job]
     module = spec.load()
     # the jobs' typed failures only: any other exception is a bug and keeps its traceback
@@ -124,6 +126,24 @@ def _run_stage(cfg: PipelineConfig, stage: Stage, run_dir: RunDir) -> Any:
         ) from exc
     spec.print_summary(result)
     return result
+
+
+def _check_student_data(run_dir: RunDir) -> None:
+    """A distillation that labelled nothing leaves the student nothing to learn from: say
+    so, and what to change, instead of the train job's "nothing at distill/sft"."""
+    marker = stage_marker.read(run_dir, layout.DISTILL)
+    if marker is None:
+        return  # the train job's own input check names what is missing
+    counts = marker.get("counts", {})
+    if counts.get("sft_rows", 1) > 0:
+        return
+    raise PipelineError(
+        f"stage train-student has no data: distill made no SFT rows from its "
+        f"{counts.get('problems', 0)} problems ({counts.get('samples', 0)} solutions; no "
+        "problem got a confident pseudo-label: see the ledger's pseudo_label line). Give "
+        "distill more samples (distill.samples_per_problem), lower distill.min_confidence, "
+        "or synthesize more problems, then re-run the same command."
+    )
 
 
 def record_accept_rates(run_dir: RunDir, rounds: int) -> dict[int, tuple[int, int]]:

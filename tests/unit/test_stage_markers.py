@@ -229,3 +229,21 @@ def test_the_lineage_model_column_rides_through_the_engine_under_another_name():
     assert ok == {R.ID: "a", R.MODEL: "run:models/gen/final", "text": "4"}
     failed = _RestoreModel(None)({**request, "__inference_error__": "boom"})  # skipped post
     assert failed[R.MODEL] == "run:models/gen/final"
+
+
+def test_a_student_with_no_distilled_rows_is_told_why_before_training(tmp_path):
+    """Distillation that labelled nothing (all ties on a small run) leaves distill/sft
+    empty; the pipeline says so and what to change, not the train job's 'nothing at'."""
+    from promptcot_ray import layout, stage_marker
+    from promptcot_ray.pipeline.job import PipelineError, _check_student_data
+
+    run = RunDir(str(tmp_path / "run"))
+    _check_student_data(run)  # no distill marker yet: the train job's own check speaks
+    stage_marker.commit(run, layout.DISTILL, "h", {"problems": 2, "samples": 8, "sft_rows": 0})
+    with pytest.raises(PipelineError) as err:
+        _check_student_data(run)
+    message = str(err.value)
+    assert "distill made no SFT rows from its 2 problems" in message
+    assert "distill.samples_per_problem" in message and "distill.min_confidence" in message
+    stage_marker.commit(run, layout.DISTILL, "h", {"problems": 2, "samples": 8, "sft_rows": 3})
+    _check_student_data(run)  # rows to learn from: nothing to say
