@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +21,11 @@ TEST_OVERRIDES = [
     "judges.0.llm.max_tokens=16",
     "judges.1.llm.max_tokens=16",
 ]
+
+
+def cli(*args: str) -> list[str]:
+    """The argv of `promptcot-ray ARGS...`, run as a user would, with this interpreter."""
+    return [sys.executable, "-m", "promptcot_ray.cli", *args]
 
 
 def synth_config(model: Path, run_dir: str, *extra: str) -> SynthesizeConfig:

@@ -9,7 +9,6 @@ is not the fault there, and CI's budget has no room for a long vLLM round).
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from promptcot_ray.lease import LEASE_FILE
 from promptcot_ray.storage import RunDir
 
-from .helpers import LOCAL_CONFIG, REPO, cli_overrides
+from .helpers import LOCAL_CONFIG, REPO, cli, cli_overrides
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,16 +34,7 @@ LONGER_ROUND = [
 
 def _synthesize(model, run_dir: str) -> list[str]:
     sets = [arg for s in LONGER_ROUND for arg in ("--set", s)]
-    return [
-        sys.executable,
-        "-m",
-        "promptcot_ray.cli",
-        "synthesize",
-        "--config",
-        str(LOCAL_CONFIG),
-        *cli_overrides(model, run_dir),
-        *sets,
-    ]
+    return cli("synthesize", "--config", str(LOCAL_CONFIG), *cli_overrides(model, run_dir), *sets)
 
 
 def _wait_for_lease(proc: subprocess.Popen, run: RunDir, log) -> None:

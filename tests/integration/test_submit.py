@@ -18,7 +18,7 @@ import pytest
 from promptcot_ray.storage import RunDir
 
 from ..conftest import TEST_SECRET
-from .helpers import LOCAL_CONFIG, REPO, cli_overrides, outcome_ids
+from .helpers import LOCAL_CONFIG, REPO, cli, cli_overrides, outcome_ids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -73,7 +73,7 @@ print(json.dumps({"runtime_env": info.runtime_env, "metadata": info.metadata,
 
 def _promptcot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "promptcot_ray.cli", *args],
+        cli(*args),
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -220,10 +220,7 @@ def test_a_worker_node_killed_mid_synthesize_loses_and_doubles_no_row(
 
     def submit(submission_id: str) -> list[str]:
         args = [a for s in sets for a in ("--set", s)]
-        return [
-            sys.executable,
-            "-m",
-            "promptcot_ray.cli",
+        return cli(
             "submit",
             "synthesize",
             "--config",
@@ -237,7 +234,7 @@ def test_a_worker_node_killed_mid_synthesize_loses_and_doubles_no_row(
             "--submission-id",
             submission_id,
             "--wait",
-        ]
+        )
 
     results = "synthesis/round-0/results"
     log_path = tmp_path / "node-lost.log"
