@@ -49,7 +49,7 @@ def storage_failure(exc: BaseException) -> str | None:
     that ran out of retries, a full or read-only disk), else None (a bug keeps its
     traceback). A Ray task's error counts too: Ray re-raises it as a subclass of the cause."""
     seen: list[BaseException] = [exc]
-    while seen and len(seen) < 8:  # RayTaskError keeps the original as .cause; wrappers chain
+    while len(seen) < 8:  # RayTaskError keeps the original as .cause; wrappers chain
         err = seen[-1]
         if isinstance(err, OSError):
             lines = [x.strip() for x in str(err).splitlines() if x.strip()]
@@ -71,7 +71,7 @@ class S3Settings:
 
     endpoint_url: str | None
     region: str
-    max_retries: int = 12
+    max_retries: int  # StorageConfig.s3_max_retries
 
     @classmethod
     def resolve(cls, cfg: StorageConfig) -> S3Settings:
