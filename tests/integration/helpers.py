@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from promptcot_ray.config import SynthesizeConfig, load_config
 from promptcot_ray.storage import RunDir
@@ -67,3 +70,21 @@ def outcome_ids(run_dir: str) -> list[str]:
         if table is not None:
             ids += table.column("combination_id").to_pylist()
     return ids
+
+
+ROUND_0_RESULTS = "synthesis/round-0/results"
+
+
+def wait_for_results(
+    proc: subprocess.Popen, run_dir: str, at_least: int, log_path: Path, poll_s: float = 0.05
+) -> int:
+    """Block until the running job has written `at_least` result files of round 0, so a
+    test's fault lands mid-round; their count. Fails when the job ends first or after 600 s."""
+    run = RunDir(run_dir)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        found = len(run.list_files(ROUND_0_RESULTS, ".parquet"))
+        if found >= at_least:
+            return found
+        time.sleep(poll_s)
+    pytest.fail(f"not {at_least} result files while the job ran: {log_path.read_text()[-3000:]}")

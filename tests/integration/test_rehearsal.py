@@ -24,7 +24,7 @@ from promptcot_ray.llm.rehearsal_config import REHEARSAL_MODEL
 from promptcot_ray.rehearsal import MODE_FILE
 from promptcot_ray.storage import RunDir
 
-from .helpers import LOCAL_CONFIG, REPO, outcome_ids
+from .helpers import LOCAL_CONFIG, REPO, outcome_ids, wait_for_results
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,7 +37,6 @@ SYNTH_SETS = [
     "pool.embedding=hashed",
     "checkpoint_rows=16",
 ]
-RESULTS = "synthesis/round-0/results"
 
 
 def _synthesize(run_dir: Path, *extra: str) -> list[str]:
@@ -131,12 +130,7 @@ def test_killed_rehearsal_resumes_to_the_same_ids(reference, tmp_path):
         proc = subprocess.Popen(
             _synthesize(run_dir, "--rehearse"), cwd=REPO, stdout=log, stderr=log, env=env
         )
-        deadline = time.time() + 600
-        while time.time() < deadline and proc.poll() is None:
-            if len(RunDir(str(run_dir)).list_files(RESULTS, ".parquet")) >= 3:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+        wait_for_results(proc, str(run_dir), 3, tmp_path / "killed.log")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not RunDir(str(run_dir)).is_complete("synthesis/round-0")
@@ -172,12 +166,7 @@ def test_sigterm_stops_in_bounded_time_and_the_rerun_decides_each_combination_on
             _synthesize(run_dir, "--rehearse"), cwd=REPO, stdout=log, stderr=log, env=env
         )
         try:
-            deadline = time.time() + 600
-            while time.time() < deadline and proc.poll() is None:
-                if len(run.list_files(RESULTS, ".parquet")) >= 3:
-                    break
-                time.sleep(0.05)
-            assert proc.poll() is None, log_path.read_text()[-3000:]
+            wait_for_results(proc, str(run_dir), 3, log_path)
             started = time.time()
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=STOP_WITHIN_S + 30)
@@ -206,17 +195,6 @@ def test_sigterm_stops_in_bounded_time_and_the_rerun_decides_each_combination_on
 OUTAGE_S = 20
 
 
-def _until_results(proc: subprocess.Popen, run: RunDir, more_than: int, log_path: Path) -> int:
-    """Wait until the round has written more than `more_than` result files; their count."""
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        found = len(run.list_files(RESULTS, ".parquet"))
-        if found > more_than:
-            return found
-        time.sleep(0.1)
-    pytest.fail(f"no new result files before the job ended: {log_path.read_text()[-3000:]}")
-
-
 def test_an_s3_outage_mid_write_stops_cleanly_or_is_ridden_out_and_no_row_is_lost(
     reference, s3_env, tmp_path
 ):
@@ -243,7 +221,7 @@ def test_an_s3_outage_mid_write_stops_cleanly_or_is_ridden_out_and_no_row_is_los
             with open(log_path, "w") as log:
                 proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log, env=env)
                 try:
-                    found = _until_results(proc, run, found + 2, log_path)
+                    found = wait_for_results(proc, run_uri, found + 3, log_path)
                     assert not run.is_complete("synthesis/round-0")  # mid-round
                     outage = proxy.outage(OUTAGE_S if name == "patient" else 5)
                     codes[name] = proc.wait(timeout=900)

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from promptcot_ray.storage import RunDir
 
 from ..conftest import TEST_SECRET
-from .helpers import LOCAL_CONFIG, REPO, cli, cli_overrides, outcome_ids
+from .helpers import LOCAL_CONFIG, REPO, cli, cli_overrides, outcome_ids, wait_for_results
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -236,19 +235,13 @@ def test_a_worker_node_killed_mid_synthesize_loses_and_doubles_no_row(
             "--wait",
         )
 
-    results = "synthesis/round-0/results"
     log_path = tmp_path / "node-lost.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             submit("promptcot-test-node-lost"), cwd=REPO, env=env, stdout=log, stderr=log
         )
         try:
-            deadline = time.time() + 600
-            while time.time() < deadline and proc.poll() is None:
-                if len(RunDir(run_dir).list_files(results, ".parquet")) >= 3:
-                    break
-                time.sleep(0.2)
-            assert proc.poll() is None, log_path.read_text()[-3000:]
+            wait_for_results(proc, run_dir, 3, log_path, poll_s=0.2)
             assert not RunDir(run_dir).is_complete("synthesis/round-0")  # mid-round
             assert _kill_node(int((state / "worker.pid").read_text())) >= 2
             code = proc.wait(timeout=900)
