@@ -165,7 +165,34 @@ class LLMConfig(_Frozen):
         description="'openai' engine: NAME of the environment variable holding the API key "
         "(the key itself never goes into a config file).",
     )
-    concurrent_requests: int = Field(8, ge=1, description="'openai' engine: requests in flight.")
+    concurrent_requests: int = Field(
+        8,
+        ge=1,
+        description="'openai' engine: requests in flight (HTTP workers, each sending one "
+        "request at a time).",
+    )
+    requests_per_second: float | None = Field(
+        None,
+        gt=0,
+        description="'openai' engine: most requests started per second, retries included, "
+        "shared evenly by the HTTP workers (a hosted API's rate limit). None: no limit.",
+    )
+    http_max_retries: int = Field(
+        6,
+        ge=0,
+        description="'openai' engine: retries of a request after a 408/409/429/5xx or a "
+        "dropped connection, with backoff (Retry-After when sent). After the last, the row "
+        "is a counted error and the job goes on.",
+    )
+    http_retry_wait_s: float = Field(
+        1.0,
+        gt=0,
+        description="'openai' engine: first backoff in seconds; doubles per retry (capped at "
+        "60 s, jittered). The defaults ride out about two minutes of outage.",
+    )
+    http_timeout_s: float = Field(
+        600.0, gt=0, description="'openai' engine: seconds one request may take in all."
+    )
     rehearsal: RehearsalConfig = Field(
         default_factory=RehearsalConfig,
         description="'rehearsal' engine: shares of each reply branch and reply token counts.",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from promptcot_ray.config import LLMConfig
+from promptcot_ray.llm.http_client import HttpPolicy, SessionFactory
 
 # Helper stages (chat template, tokenize, detokenize, pre/postprocess) take a whole CPU
 # by default; on a 2-CPU cluster the engine actor then never gets scheduled.
@@ -232,6 +233,17 @@ class _FromChatResponse:
         return self.postprocess(row)
 
 
+def http_policy(cfg: LLMConfig) -> HttpPolicy:
+    """The endpoint's retries and rate; each HTTP worker gets its share of the rate."""
+    rate = cfg.requests_per_second
+    return HttpPolicy(
+        max_retries=cfg.http_max_retries,
+        base_wait_s=cfg.http_retry_wait_s,
+        requests_per_second=rate / cfg.concurrent_requests if rate else None,
+        timeout_s=cfg.http_timeout_s,
+    )
+
+
 def _build_http_processor(
     cfg: LLMConfig, preprocess: RowFn, postprocess: RowFn, ray_build_processor: Any
 ) -> Any:
@@ -249,7 +261,9 @@ def _build_http_processor(
         headers=headers,
         batch_size=cfg.batch_size,
         concurrency=cfg.concurrent_requests,
-        max_retries=3,
+        max_retries=0,  # every retry is the session's (llm/http_client.py says why)
+        qps=None,
+        session_factory=SessionFactory(http_policy(cfg)),
     )
     helper_stage = {"num_cpus": HELPER_STAGE_CPUS}
     return ray_build_processor(

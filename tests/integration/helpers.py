@@ -10,7 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from promptcot_ray import records as R
 from promptcot_ray.config import SynthesizeConfig, load_config
+from promptcot_ray.llm.format_tuning import TOY_PROBLEMS, TOY_RATIONALES
+from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.storage import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,3 +91,42 @@ def wait_for_results(
             return found
         time.sleep(poll_s)
     pytest.fail(f"not {at_least} result files while the job ran: {log_path.read_text()[-3000:]}")
+
+
+DRAFT_CONCEPTS = (
+    ["Pigeonhole principle", "Modular arithmetic"],
+    ["Vieta's formulas", "AM-GM inequality", "Quadratic equations"],
+    ["Inclusion-exclusion principle", "Binomial coefficients"],
+    ["Power of a point", "Similar triangles", "Law of cosines"],
+)
+NUM_HAND_WRITTEN_DRAFTS = 12
+
+
+def hand_written_drafts() -> pa.Table:
+    """Hand-written parsed drafts (different concepts, levels, problems) and one failed one."""
+    rows = []
+    for i in range(NUM_HAND_WRITTEN_DRAFTS + 1):
+        ok = i < NUM_HAND_WRITTEN_DRAFTS
+        rows.append(
+            {
+                "combination_id": f"c{i}",
+                "combination_index": i,
+                "concepts": DRAFT_CONCEPTS[i % len(DRAFT_CONCEPTS)],
+                "level": R.LEVELS[i % len(R.LEVELS)],
+                "pool_version": "v",
+                "sampler_seed": 0,
+                "draft_id": f"d{i:02d}",
+                "generator_model": "hand-written",
+                "generator_prompt_version": generator_prompt.VERSION,
+                "generation_seed": 0,
+                "draft_text": "...",
+                "rationale": TOY_RATIONALES[i % len(TOY_RATIONALES)] if ok else None,
+                "problem": TOY_PROBLEMS[i % len(TOY_PROBLEMS)] if ok else None,
+                "draft_tokens_in": 1,
+                "draft_tokens_out": 1,
+                "draft_status": R.STATUS_OK if ok else R.STATUS_FILTERED,
+                "draft_reason": None if ok else R.REASON_DRAFT_MISSING_BOTH,
+                "draft_error": None,
+            }
+        )
+    return pa.Table.from_pylist(rows)

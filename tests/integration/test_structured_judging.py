@@ -11,56 +11,15 @@ import threading
 from pathlib import Path
 from typing import ClassVar
 
-import pyarrow as pa
 import pytest
 
 from promptcot_ray import records as R
-from promptcot_ray.llm.format_tuning import TOY_PROBLEMS, TOY_RATIONALES
-from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.prompts import judge as judge_prompt
 from promptcot_ray.synthesis import stages as S
 
-from .helpers import synth_config
+from .helpers import NUM_HAND_WRITTEN_DRAFTS, hand_written_drafts, synth_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-CONCEPTS = (
-    ["Pigeonhole principle", "Modular arithmetic"],
-    ["Vieta's formulas", "AM-GM inequality", "Quadratic equations"],
-    ["Inclusion-exclusion principle", "Binomial coefficients"],
-    ["Power of a point", "Similar triangles", "Law of cosines"],
-)
-NUM_DRAFTS = 12
-
-
-def _drafts() -> pa.Table:
-    """Hand-written parsed drafts (different concepts, levels, problems) and one failed one."""
-    rows = []
-    for i in range(NUM_DRAFTS + 1):
-        ok = i < NUM_DRAFTS
-        rows.append(
-            {
-                "combination_id": f"c{i}",
-                "combination_index": i,
-                "concepts": CONCEPTS[i % len(CONCEPTS)],
-                "level": R.LEVELS[i % len(R.LEVELS)],
-                "pool_version": "v",
-                "sampler_seed": 0,
-                "draft_id": f"d{i:02d}",
-                "generator_model": "hand-written",
-                "generator_prompt_version": generator_prompt.VERSION,
-                "generation_seed": 0,
-                "draft_text": "...",
-                "rationale": TOY_RATIONALES[i % len(TOY_RATIONALES)] if ok else None,
-                "problem": TOY_PROBLEMS[i % len(TOY_PROBLEMS)] if ok else None,
-                "draft_tokens_in": 1,
-                "draft_tokens_out": 1,
-                "draft_status": R.STATUS_OK if ok else R.STATUS_FILTERED,
-                "draft_reason": None if ok else R.REASON_DRAFT_MISSING_BOTH,
-                "draft_error": None,
-            }
-        )
-    return pa.Table.from_pylist(rows)
 
 
 def _judge_all(models: tuple, run_dir: str, max_tokens: int) -> list[dict]:
@@ -77,7 +36,9 @@ def _judge_all(models: tuple, run_dir: str, max_tokens: int) -> list[dict]:
     overrides.append("cascade.enabled=false")  # every judge judges every draft here
     cfg = synth_config(models[0], run_dir, *overrides)
     assert {j.reply_format for j in cfg.judges} == {"schema"}  # the default
-    return sorted(build_judges_only(_drafts(), cfg).take_all(), key=lambda r: r["draft_id"])
+    return sorted(
+        build_judges_only(hand_written_drafts(), cfg).take_all(), key=lambda r: r["draft_id"]
+    )
 
 
 def _check_one(schema: dict, judgement: dict, max_tokens: int) -> None:
@@ -102,7 +63,7 @@ def test_every_schema_reply_parses_from_the_format_model_and_a_random_one(
     rows = _judge_all((format_model_path, tiny_model_path), str(tmp_path / "run"), max_tokens)
     schema = judge_prompt.reply_schema()
     judged = [r for r in rows if r["draft_status"] == R.STATUS_OK]
-    assert len(judged) == NUM_DRAFTS
+    assert len(judged) == NUM_HAND_WRITTEN_DRAFTS
     for row in judged:
         for i in (0, 1):  # each judge's every reply: exactly one schema object with a verdict
             _check_one(schema, {f: row[f"judge_{i}_{f}"] for f in S.JUDGE_FIELDS}, max_tokens)
@@ -154,12 +115,14 @@ def test_openai_judges_are_sent_the_schema_as_response_format(ray_cluster, tmp_p
             for key, value in (("engine", "openai"), ("base_url", url), ("model", "judge"))
         ]
         cfg = synth_config(Path("unused-generator"), str(tmp_path / "run"), *overrides)
-        rows = build_judges_only(_drafts(), cfg).take_all()
+        rows = build_judges_only(hand_written_drafts(), cfg).take_all()
     finally:
         server.shutdown()
     judged = [r for r in rows if r["draft_status"] == R.STATUS_OK]
-    assert len(judged) == NUM_DRAFTS
+    assert len(judged) == NUM_HAND_WRITTEN_DRAFTS
     assert {r[f"judge_{i}_verdict"] for r in judged for i in (0, 1)} == {"perfect"}
-    assert len(_FakeOpenAI.bodies) == 2 * (NUM_DRAFTS + 1)  # skipped drafts send a dummy
+    assert len(_FakeOpenAI.bodies) == 2 * (
+        NUM_HAND_WRITTEN_DRAFTS + 1
+    )  # skipped drafts send a dummy
     for body in _FakeOpenAI.bodies:
         assert "structured_outputs" not in body and body["response_format"]["type"] == "json_schema"
