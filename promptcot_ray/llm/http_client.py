@@ -30,13 +30,13 @@ MAX_RETRY_AFTER_S = 120.0
 class HttpPolicy:
     """How one endpoint is called; built from an LLMConfig (llm/engine.py)."""
 
-    max_retries: int = 6
-    base_wait_s: float = 1.0
-    max_wait_s: float = 60.0
+    max_retries: int  # LLMConfig.http_max_retries
+    base_wait_s: float  # LLMConfig.http_retry_wait_s
+    timeout_s: float  # LLMConfig.http_timeout_s
     # Requests per second this process may start (None: no limit). A pool of n HTTP workers
     # gives each 1/n of the configured total, so the endpoint never sees more than it.
     requests_per_second: float | None = None
-    timeout_s: float = 600.0
+    max_wait_s: float = 60.0
 
     def backoff_s(self, attempt: int, retry_after: float | None = None) -> float:
         """Wait before retry `attempt` (1-based): the server's Retry-After when it sent one,
@@ -125,11 +125,8 @@ class RetryingSession:
     async def __aexit__(self, *exc: object) -> None:
         await self._session.close()
 
-    def post(self, url: str, headers: dict[str, str], data: Any) -> Any:
-        """The stage awaits what this returns; the request starts when it does."""
-        return self._post(url, headers, data)
-
-    async def _post(self, url: str, headers: dict[str, str], data: Any) -> Reply:
+    async def post(self, url: str, headers: dict[str, str], data: Any) -> Reply:
+        """The stage calls this and awaits the coroutine later: the request starts then."""
         import aiohttp
 
         limiter = _limiter(url, self.policy.requests_per_second)

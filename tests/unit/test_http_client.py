@@ -14,7 +14,7 @@ from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, _FromChatResponse, 
 from promptcot_ray.llm.http_client import HttpPolicy, RateLimiter, SessionFactory
 from tests.flaky_endpoint import FlakyEndpoint, max_in_window
 
-FAST = HttpPolicy(max_retries=4, base_wait_s=0.01, max_wait_s=0.05)
+FAST = HttpPolicy(max_retries=4, base_wait_s=0.01, timeout_s=30, max_wait_s=0.05)
 
 
 def _reply(body: dict) -> dict:
@@ -75,7 +75,7 @@ def test_every_kind_of_transient_fault_is_retried_until_the_row_is_answered(endp
 def test_a_dead_endpoint_gives_counted_error_rows_after_the_retries_not_a_failed_task(endpoint):
     flaky, url = endpoint
     flaky.down = True
-    policy = HttpPolicy(max_retries=2, base_wait_s=0.01)
+    policy = HttpPolicy(max_retries=2, base_wait_s=0.01, timeout_s=30)
     rows = _run_stage(url, policy, 3)
     assert len(rows) == 3 and len(flaky.seen) == 3 * (2 + 1)
     for row in rows:
@@ -94,7 +94,7 @@ def test_a_client_error_is_not_retried_and_is_a_counted_error(endpoint):
 def test_retry_after_is_honoured(endpoint):
     flaky, url = endpoint
     flaky.faults, flaky.faults_every, flaky.retry_after_s = (429,), 1, 1
-    policy = HttpPolicy(max_retries=1, base_wait_s=0.01)
+    policy = HttpPolicy(max_retries=1, base_wait_s=0.01, timeout_s=30)
     _run_stage(url, policy, 1)
     first, retry = flaky.seen
     assert retry.at - first.at >= 0.9  # the server's 1 s, not the 10 ms backoff
@@ -105,7 +105,7 @@ def test_requests_per_second_is_a_ceiling_retries_included(endpoint):
     flaky.faults, flaky.faults_every = (503,), 4
     rate = 20.0
     rows = _run_stage(
-        url, HttpPolicy(max_retries=3, base_wait_s=0.01, requests_per_second=rate), 30
+        url, HttpPolicy(max_retries=3, base_wait_s=0.01, timeout_s=30, requests_per_second=rate), 30
     )
     assert all(r.get(INFERENCE_ERROR_COLUMN) is None for r in rows)
     times = [s.at for s in flaky.seen]
@@ -131,7 +131,7 @@ def test_the_configured_rate_is_shared_by_the_http_workers():
 
 
 def test_backoff_doubles_is_jittered_and_capped():
-    policy = HttpPolicy(base_wait_s=1.0, max_wait_s=8.0)
+    policy = HttpPolicy(max_retries=6, base_wait_s=1.0, timeout_s=30, max_wait_s=8.0)
     for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (9, 8.0)):
         waits = [policy.backoff_s(attempt) for _ in range(50)]
         assert all(ceiling / 2 <= w <= ceiling for w in waits)
