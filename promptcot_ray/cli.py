@@ -73,10 +73,17 @@ def _setup_logging(verbose: bool) -> None:
     log only, and vLLM logs warnings only: through their environment variables for the
     workers of a local Ray (they inherit them), and on Ray Data's console handler and
     context here, where ray.data is already imported."""
+    from promptcot_ray.ray_runtime import show_worker_output
+
+    # a local Ray's workers (engines, DeepSpeed, Ray Train) log to its session folder, which
+    # is copied into the run directory's logs/ at the end; --verbose shows them here too
+    show_worker_output(verbose)
     if not verbose:
         quiet = Path(__file__).parent / "data" / "ray_data_logging.yaml"
         os.environ.setdefault("RAY_DATA_LOGGING_CONFIG", str(quiet))
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # each engine's start-up log
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bars too
+        _quiet_library_loggers()
         import ray.data
 
         # the context travels with each dataset: Ray Train workers' split iterators too, whose
@@ -90,6 +97,40 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+
+
+class _DropMessages(logging.Filter):
+    """Drops records whose message starts with one of `prefixes`."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def _quiet_library_loggers() -> None:
+    """Driver-side notices that repeat at every stage and tell a user nothing: ray.data.llm
+    calls ray.init() for each processor ("again after it has already been called", "No cloud
+    storage mirror configured" at INFO), Ray Data says the bars we turned off are off, and
+    vLLM's import reports Triton's absence on CPU."""
+    llm = logging.getLogger("ray.llm")
+    if not llm.handlers:  # ray.llm's modules then log through this one handler, warnings up
+        handler = logging.StreamHandler()
+        handler.setLevel(logging.WARNING)
+        llm.addHandler(handler)
+        llm.propagate = False
+    llm.setLevel(logging.WARNING)
+    logging.getLogger("ray._private.worker").addFilter(
+        _DropMessages("Calling ray.init() again after it has already been called")
+    )
+    # we turned them off (the job prints its own progress line)
+    logging.getLogger("ray.data._internal.progress").addFilter(
+        _DropMessages("Progress bars disabled")
+    )
+    logging.getLogger("vllm.triton_utils").setLevel(logging.ERROR)
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
 
 
 def _fail(message: str) -> None:

@@ -53,7 +53,7 @@ def _held(cfg: Any, job: Callable[[Any], Any], run_dir: RunDir, pools: Any, on_h
     with (
         stop_on_signals(run_dir.uri),
         Lease(run_dir, _command(), on_lost=request_stop),
-        connected(cfg.ray),
+        connected(cfg.ray, logs_to=run_dir),
     ):
         local = cfg.ray.address is None and _job_address() is None  # our own local Ray
         preflight.check_cluster(pools, fixed=local, wait_s=cfg.ray.placement_wait_s)

