@@ -131,11 +131,14 @@ def build_processor(
         return _build_http_processor(cfg, preprocess, postprocess, ray_build_processor)
     from ray.data.llm import vLLMEngineProcessorConfig
 
+    from promptcot_ray.llm.engine_watchdog import setup_hook_env
+
     helper_stage = {"num_cpus": HELPER_STAGE_CPUS}
     config = vLLMEngineProcessorConfig(
         model_source=cfg.source,
         engine_kwargs=_vllm_engine_kwargs(cfg),
-        runtime_env={"env_vars": engine_env(cfg)},
+        # the watchdog exits an actor left waiting on a dead engine core (engine_watchdog.py)
+        runtime_env={"env_vars": {**engine_env(cfg), **setup_hook_env()}},
         batch_size=cfg.batch_size,
         max_concurrent_batches=cfg.max_concurrent_batches,
         concurrency=cfg.replicas,

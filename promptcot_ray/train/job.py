@@ -259,6 +259,10 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         ) from exc
     if result.error is not None:
         raise TrainError(f"training failed: {type(result.error).__name__}: {result.error}")
+    # the latest checkpoint's report (Result.metrics) says where a resumed run began
+    resumed_from = (result.metrics or {}).get("resumed_from_step")
+    if resumed_from is not None:  # the workers' own line is in the session's logs only
+        logger.info("%s resumed from checkpoint at step %d", cfg.name, resumed_from)
     curve = curve_from_csv(run_dir.read_text(layout.model_file(cfg.name, CURVE_FILE)))
     seconds = time.perf_counter() - started
     summary = {
@@ -272,6 +276,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
         "final_loss": curve[-1]["loss"] if curve else None,
         "tokens_per_s": _mean([r["tokens_per_s"] for r in curve]),
         "seconds": round(seconds, 1),
+        "resumed_from_step": resumed_from,
         "export": run_dir.uri_of(target) if cfg.export else None,
         "checkpoints": run_dir.uri_of(layout.model_file(cfg.name, CHECKPOINTS)),
     }

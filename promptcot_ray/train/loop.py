@@ -100,7 +100,7 @@ def _restore(engine: Any) -> dict[str, Any]:
         _, client_state = engine.load_checkpoint(
             folder, tag=CHECKPOINT_TAG, load_optimizer_states=True, load_lr_scheduler_states=True
         )
-    state = (client_state or {})[STATE_KEY]
+    state = {**(client_state or {})[STATE_KEY], "resumed_from_step": engine.global_steps}
     logger.info(
         "resumed from checkpoint at step %d (epoch %d)", engine.global_steps, state["epoch"]
     )
@@ -258,7 +258,8 @@ def train_loop(config: dict[str, Any]) -> None:
                 state.update(epoch=epoch, micro_in_epoch=micro, curve=curve)
                 if rank == 0:
                     _write_curve(cfg, curve)
-                _save(engine, state, {"step": engine.global_steps, "loss": last_loss})
+                resumed = {"resumed_from_step": state.get("resumed_from_step")}
+                _save(engine, state, {"step": engine.global_steps, "loss": last_loss, **resumed})
             step_start = time.perf_counter()
             if done:
                 break

@@ -10,6 +10,7 @@ is not the fault there, and CI's budget has no room for a long vLLM round).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -99,6 +100,12 @@ def _engine_mid_batch(proc: subprocess.Popen, log_path: Path) -> psutil.Process:
     pytest.fail(f"no engine ran a batch while the job ran: {log_path.read_text()[-3000:]}")
 
 
+@pytest.mark.skipif(
+    os.environ.get("PROMPTCOT_FAULT_ENGINE_KILL") != "1",
+    reason="a real vLLM round killed and retried (~7 min on 2 cores): the CI budget has no "
+    "room for it; run with PROMPTCOT_FAULT_ENGINE_KILL=1 (test_engine_watchdog.py covers "
+    "the watchdog in every run)",
+)
 def test_an_engine_process_killed_mid_batch_loses_and_doubles_no_row(tiny_model_path, tmp_path):
     """SIGKILL the engine core of the replica generating drafts: Ray Data restarts its actor
     and retries the batch, so the job finishes with every combination decided once and no
@@ -112,7 +119,10 @@ def test_an_engine_process_killed_mid_batch_loses_and_doubles_no_row(tiny_model_
         try:
             engine = _engine_mid_batch(proc, log_path)
             engine.send_signal(signal.SIGKILL)
-            rc = proc.wait(timeout=1200)
+            try:
+                rc = proc.wait(timeout=900)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the job hung after its engine died: {log_path.read_text()[-3000:]}")
         finally:
             proc.kill()
     console = log_path.read_text()

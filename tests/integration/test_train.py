@@ -144,7 +144,11 @@ def test_zero3_killed_then_rerun_continues_from_its_checkpoint(tiny_model_path, 
     assert resumed, log[-3000:]
     start = int(resumed.group(1))
     assert start >= 8 and start % 8 == 0
-    assert min(_logged_steps(log)) == start + 1  # no step before the checkpoint is redone
+    # the workers' step lines are in the session's logs, copied into the run directory
+    worker_logs = "".join(
+        p.read_text(errors="replace") for p in Path(run_dir).glob("logs/*/worker-*")
+    )
+    assert min(_logged_steps(worker_logs)) == start + 1  # no step before the checkpoint is redone
     curve = _curve(run_dir)
     total = 4 * 64 // (2 * 2)
     assert [row["step"] for row in curve] == list(range(1, total + 1))
