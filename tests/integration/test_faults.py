@@ -102,7 +102,7 @@ def _engine_mid_batch(proc: subprocess.Popen, log_path: Path) -> psutil.Process:
 
 @pytest.mark.skipif(
     os.environ.get("PROMPTCOT_FAULT_ENGINE_KILL") != "1",
-    reason="a real vLLM round killed and retried (~7 min on 2 cores): the CI budget has no "
+    reason="a real vLLM round killed and retried (~9 min on 2 cores): the CI budget has no "
     "room for it; run with PROMPTCOT_FAULT_ENGINE_KILL=1 (test_engine_watchdog.py covers "
     "the watchdog in every run)",
 )
