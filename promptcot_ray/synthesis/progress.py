@@ -4,8 +4,9 @@ The driver is busy inside Ray Data while a wave runs, so a daemon thread polls `
 every few seconds and reads only the files that appeared since its last look (four columns,
 one concurrent read): accepted so far against the target, the accept rate, combinations done
 in this wave and an ETA. On a terminal the line is redrawn in place (rich Live); in a log
-(a Ray job, CI) it is written as a log line every `log_every_s`. The numbers are the ones
-the round's summary and stats.json report at the end (same columns, same rule).
+(a Ray job, CI) it is written as a log line every `log_every_s`, and once more when the wave
+ends. The numbers are the ones the round's summary and stats.json report at the end (same
+columns, same rule); they move a block at a time (`checkpoint_rows` rows: the unit written).
 """
 
 from __future__ import annotations
@@ -128,7 +129,10 @@ class RoundProgress:
         if terminal:
             live.start()
         try:
-            while not self._stop.is_set():
+            while True:
+                # one last look after the wave ends: the line left behind says what was
+                # committed, not what the previous poll saw (a small round is one block)
+                final = self._stop.is_set()
                 try:
                     line = self.poll().line(self.round_index, self.wave)
                 except Exception as err:  # a progress line must never break the round
@@ -136,9 +140,11 @@ class RoundProgress:
                     line = None
                 if line and terminal:
                     live.update(Text(line), refresh=True)
-                elif line and time.time() - last_log >= self.log_every_s:
+                elif line and (final or time.time() - last_log >= self.log_every_s):
                     logger.info("%s", line)
                     last_log = time.time()
+                if final:
+                    break
                 self._stop.wait(self.interval_s)
         finally:
             if terminal:
@@ -152,5 +158,5 @@ class RoundProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.interval_s + 5)
+        if self._thread is not None:  # it wakes at once, polls once more and ends
+            self._thread.join(timeout=self.interval_s + 30)

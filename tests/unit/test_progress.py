@@ -49,3 +49,18 @@ def test_in_a_log_the_line_is_written_as_a_log_line(tmp_path, caplog):
         time.sleep(0.5)
     lines = [r.getMessage() for r in caplog.records]
     assert any(x.startswith("round 1: 1 accepted (rate 33.3% of 3 decided)") for x in lines), lines
+
+
+def test_the_last_line_in_a_log_says_what_the_wave_committed(tmp_path, caplog):
+    """A small round is one block: its results land after the last periodic line, so the
+    line written when the wave ends must count them (it read 0/15 for a whole round)."""
+    run = RunDir(str(tmp_path))
+    console = Console(file=io.StringIO(), force_terminal=False)
+    progress = RoundProgress(run, RESULTS, 0, None, 3, None, 0.05, 3600.0, console)
+    with caplog.at_level(logging.INFO, logger="promptcot_ray.synthesis.progress"), progress:
+        time.sleep(0.2)  # the first line is written: nothing committed yet
+        _write(run, "only-block", ["ok", "filtered", "filtered"], [True, False, False])
+    lines = [r.getMessage() for r in caplog.records]
+    assert "0/3 combinations of this pass" in lines[0], lines
+    assert lines[-1].startswith("round 0: 1 accepted (rate 33.3% of 3 decided)"), lines
+    assert "3/3 combinations of this pass" in lines[-1], lines
