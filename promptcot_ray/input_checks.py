@@ -98,23 +98,50 @@ def row_files(folder: RunDir, name: str, key: str, file_only: bool) -> list[str]
     return files
 
 
+def _peek_or_fail(key: str, folder: RunDir, rel: str) -> tuple[list[str], int]:
+    try:
+        return peek(folder, rel)
+    except (OSError, ValueError) as exc:  # pyarrow: not Parquet; bad UTF-8
+        raise ConfigError(f"{key}: cannot read {folder.uri_of(rel)}: {exc}") from None
+
+
+def _rows_elsewhere(
+    key: str, folder: RunDir, where: str, files: list[str]
+) -> tuple[list[str], int]:
+    """(columns, rows) of the other files when the first one is empty, in one concurrent
+    pass and at most two peeks, never a peek per file: Parquet rows from every footer at
+    once (an empty Parquet file still has its schema), JSONL from the first non-empty file
+    by size (one listing call)."""
+    parquet = [f for f in files if f.endswith(".parquet")]
+    jsonl = [f for f in files if not f.endswith(".parquet")]
+    columns: list[str] = []
+    rows = 0
+    if parquet:
+        try:
+            rows = folder.count_rows(parquet)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{key}: cannot read the Parquet files in {where}: {exc}") from None
+        columns, _ = _peek_or_fail(key, folder, parquet[0])
+    if jsonl and not rows:
+        infos = folder.fs.get_file_info([folder.path(f) for f in jsonl])
+        sized = [f for f, info in zip(jsonl, infos, strict=True) if (info.size or 0) > 0]
+        if sized:
+            columns, rows = _peek_or_fail(key, folder, sized[0])
+    return columns, rows
+
+
 def check_rows(
     key: str, folder: RunDir, name: str, wanted: tuple[Wanted, ...], file_only: bool = False
 ) -> None:
     """Fail with the key, the path and the columns found unless the input has rows and
-    every wanted column."""
+    every wanted column. The first file answers (one footer or one MiB, whatever the
+    input's size); the others are looked at only when it is empty."""
     where = folder.uri_of(name)
-    columns: list[str] = []
-    rows = 0
-    for rel in row_files(folder, name, key, file_only):
-        try:
-            names, count = peek(folder, rel)
-        except (OSError, ValueError) as exc:  # pyarrow: not Parquet; bad UTF-8
-            raise ConfigError(f"{key}: cannot read {folder.uri_of(rel)}: {exc}") from None
-        columns += [c for c in names if c not in columns]
-        rows += count
-        if rows:
-            break  # the first file with rows gives the columns: no footer per file on S3
+    files = row_files(folder, name, key, file_only)
+    columns, rows = _peek_or_fail(key, folder, files[0])
+    if not rows and len(files) > 1:
+        more, rows = _rows_elsewhere(key, folder, where, files[1:])
+        columns += [c for c in more if c not in columns]
     if not rows:
         raise ConfigError(f"{key}: {where} is empty (no rows)")
     for want in wanted:
