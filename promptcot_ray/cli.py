@@ -449,5 +449,14 @@ def _register_track_command() -> None:
 
 _register_track_command()
 
+
+def _register_stage_models_command() -> None:
+    from promptcot_ray.staging.command import stage_models_command
+
+    app.command("stage-models")(stage_models_command)
+
+
+_register_stage_models_command()
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,116 @@
+"""`promptcot-ray stage-models` against moto's S3 server over HTTP: a tiny model copied into
+the bucket byte for byte, a config that names it there, a re-run that copies nothing, the
+train job's loader reading it back, and clear errors for a wrong bucket or an offline hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from promptcot_ray.cli import app
+from promptcot_ray.config import SynthesizeConfig, load_config
+from promptcot_ray.staging.models import STAGED_MARKER
+from promptcot_ray.train.config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _objects(client, bucket: str, prefix: str) -> dict[str, dict]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"]: o for page in pages for o in page.get("Contents", [])}
+
+
+def _stage(job: str, config: str, out: Path, *sets: str, to: str) -> object:
+    args = ["stage-models", job, "-c", str(REPO / "jobs/configs" / config), "-o", str(out)]
+    args += [x for s in sets for x in ("-s", s)] + ["--to", to]
+    return runner.invoke(app, args)
+
+
+def test_a_model_is_staged_once_and_the_config_loads_it_from_the_bucket(
+    s3_env, tiny_model_path, tmp_path
+):
+    client, bucket = s3_env["client"], s3_env["bucket"]
+    models = [f"{k}={tiny_model_path}" for k in ("generator.model", "judges.0.llm.model")]
+    models.append(f"judges.1.llm.model={tiny_model_path}")
+    out = tmp_path / "staged.yaml"
+    result = _stage("synthesize", "local.yaml", out, *models, to=f"s3://{bucket}/models")
+    assert result.exit_code == 0, result.output
+    assert "generator.model, judges.0.llm.model, judges.1.llm.model" in result.output
+    assert "copied" in result.output
+
+    objects = _objects(client, bucket, "models/")
+    marker = next(k for k in objects if k.endswith(STAGED_MARKER))
+    prefix = marker[: -len(STAGED_MARKER)]
+    assert prefix.startswith("models/test-tiny-llama-")
+    local = {p.relative_to(tiny_model_path).as_posix(): p for p in tiny_model_path.rglob("*")}
+    local = {k: p for k, p in local.items() if p.is_file()}
+    staged = {k[len(prefix) :]: k for k in objects if k != marker}
+    assert sorted(staged) == sorted(local)
+    for rel, key in staged.items():  # byte for byte
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert body == local[rel].read_bytes(), rel
+
+    cfg = load_config(SynthesizeConfig, out)
+    uri = f"s3://{bucket}/{prefix.rstrip('/')}"
+    assert {cfg.generator.model, *(j.llm.model for j in cfg.judges)} == {uri}
+    assert (
+        cfg.combinations
+        == load_config(SynthesizeConfig, REPO / "jobs/configs/local.yaml").combinations
+    )
+
+    again = _stage("synthesize", "local.yaml", out, *models, to=f"s3://{bucket}/models")
+    assert again.exit_code == 0 and "already staged" in again.output, again.output
+    assert _objects(client, bucket, "models/") == objects  # nothing written again
+
+
+def test_a_staged_base_model_is_what_the_train_job_loads(s3_env, tiny_model_path, tmp_path):
+    from promptcot_ray.model_paths import local_model_dir
+
+    bucket, out = s3_env["bucket"], tmp_path / "train.yaml"
+    result = _stage(
+        "train", "train-local.yaml", out, f"base_model={tiny_model_path}", to=f"s3://{bucket}/m"
+    )
+    assert result.exit_code == 0, result.output
+    cfg = load_config(TrainConfig, out)
+    assert cfg.base_model.startswith(f"s3://{bucket}/m/test-tiny-llama-")
+    folder = Path(local_model_dir(cfg.base_model, cfg.storage))
+    weights = "model.safetensors"
+    assert (folder / weights).read_bytes() == (tiny_model_path / weights).read_bytes()
+    assert yaml.safe_load(out.read_text().split("\n", 1)[1])["base_model"] == cfg.base_model
+
+
+def test_a_missing_bucket_is_refused_before_any_copy(s3_env, tiny_model_path, tmp_path):
+    result = _stage(
+        "train",
+        "train-local.yaml",
+        tmp_path / "x.yaml",
+        f"base_model={tiny_model_path}",
+        to="s3://no-such-bucket-for-models/m",
+    )
+    assert result.exit_code == 2 and "no-such-bucket-for-models" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "x.yaml").exists()
+
+
+def test_a_hub_name_that_cannot_be_fetched_is_a_clear_error(s3_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = _stage(
+        "train",
+        "train-local.yaml",
+        tmp_path / "x.yaml",
+        "base_model=some-org/not-here-7b",
+        to=f"s3://{s3_env['bucket']}/m",
+    )
+    assert result.exit_code == 2, result.output
+    assert "some-org/not-here-7b" in result.output and "hub did not give it" in result.output
+
+
+@pytest.mark.parametrize("job", ["pipeline", "nope"])
+def test_jobs_without_models_of_their_own_are_refused(job, tmp_path):
+    result = runner.invoke(
+        app, ["stage-models", job, "-c", str(REPO / "jobs/configs/local.yaml"), "-o", "x.yaml"]
+    )
+    assert result.exit_code == 2 and "choose from" in result.output
