@@ -54,13 +54,22 @@ def _check_one(schema: dict, judgement: dict, max_tokens: int) -> None:
 
 
 def test_every_schema_reply_parses_from_the_format_model_and_a_random_one(
-    ray_cluster, format_model_path, tiny_model_path, tmp_path
+    ray_cluster, format_model_path, tiny_model_path, tmp_path, s3_env
 ):
     """Judge 0 runs the format-taught model, judge 1 the untrained random one: for the
     random weights only the grammar keeps replies well-formed (reasons are bounded by the
-    schema's maxLength, so a reply always ends within the token budget)."""
+    schema's maxLength, so a reply always ends within the token budget). Judge 1's model is
+    staged into the bucket first (`stage-models`): its vLLM-CPU engine loads it from s3://."""
+    from promptcot_ray.staging.models import stage_model
+    from promptcot_ray.storage import RunDir
+
+    staged = stage_model(
+        str(tiny_model_path), ("judges.1.llm.model",), RunDir(f"s3://{s3_env['bucket']}/models")
+    )
+    assert staged.copied and staged.uri.startswith("s3://")
     max_tokens = 2048
-    rows = _judge_all((format_model_path, tiny_model_path), str(tmp_path / "run"), max_tokens)
+    rows = _judge_all((format_model_path, staged.uri), str(tmp_path / "run"), max_tokens)
+    assert {r["judge_1_model"] for r in rows if r["judge_1_model"]} == {staged.uri}
     schema = judge_prompt.reply_schema()
     judged = [r for r in rows if r["draft_status"] == R.STATUS_OK]
     assert len(judged) == NUM_HAND_WRITTEN_DRAFTS
