@@ -34,6 +34,36 @@ def show_worker_output(show: bool) -> None:
     _worker_output_to_console = show
 
 
+# The raylet's notice that more Python workers started than 4x the machine's cores: Ray
+# derives that limit from the core count (services.py, no setting), and 8 logical CPUs on a
+# 2-core machine pass it in every stage, so it would reach the console on every run. It
+# stays in the raylet's own log, which the run directory's logs/ keeps.
+_RAYLET_NOTICES = ("PYTHON worker processes have been started",)
+
+
+def quiet_raylet_notices() -> None:
+    """Keep the raylet's worker-count notices off the driver's console (idempotent).
+
+    Ray prints the raylet's errors from a driver thread through `print_to_stdstream`, with
+    no filter or logger to hook; wrapping that one function is the only way to drop a
+    message and keep every other one (a dead actor, an OOM kill)."""
+    from ray._private import worker as ray_worker
+
+    original = getattr(ray_worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "quiet_raylet_notices", False):
+        return
+
+    def filtered(data: dict, ignore_prefix: bool) -> None:
+        lines = data.get("lines") or []
+        if data.get("pid") == "raylet" and any(n in x for x in lines for n in _RAYLET_NOTICES):
+            logger.debug("raylet: %s", " ".join(lines)[:300])
+            return
+        original(data, ignore_prefix)
+
+    filtered.quiet_raylet_notices = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = filtered
+
+
 def _job_address() -> str | None:
     """The cluster a submitted job runs in: Ray's job supervisor sets RAY_ADDRESS to the GCS
     address. An http:// value is a job-server address for clients (`submit`), not for drivers."""
@@ -100,6 +130,8 @@ def _init(cfg: RayConfig) -> str | None:
     address = cfg.address or _job_address()
     if address is None:
         num_cpus = cfg.num_cpus or max(4, (os.cpu_count() or 1) * 2)
+        if not _worker_output_to_console:  # the CLI's quiet console (--verbose shows all)
+            quiet_raylet_notices()
         context = ray.init(
             num_cpus=num_cpus,
             # the dashboard serves the State API that Ray Train's placement-group cleaner
