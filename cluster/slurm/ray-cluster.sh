@@ -62,28 +62,32 @@ if [[ -n ${PROMPTCOT_SLURM_CONTAINER:-} ]]; then
 fi
 
 # One srun step on one node, overlapping the others (the head step, the driver and the
-# workers share the allocation's CPUs and GPUs).
-step() {
+# workers share the allocation's CPUs and GPUs): sets `cmd`; a dry run prints it instead.
+step_command() {
   local node=$1
   shift
-  local cmd=(srun --nodes=1 --ntasks=1 --overlap -w "$node" "${container_args[@]}" "$@")
+  cmd=(srun --nodes=1 --ntasks=1 --overlap -w "$node" "${container_args[@]}" "$@")
   if [[ $dry_run == 1 ]]; then
     printf 'step %s:' "$node"
     printf ' %q' "${cmd[@]}"
     printf '\n'
-    return 0
+    return 1
   fi
+}
+
+step() {
+  step_command "$@" || return 0
   "${cmd[@]}"
 }
 
 pids=()
 # A long-lived step (a node's `ray start --block`) in the background, remembered by PID.
+# srun itself is the background job, not a subshell running `step`: the cleanup's SIGTERM
+# must reach srun, which forwards it to the step (a subshell would die and leave srun and
+# the node's Ray running; seen in the one-node Slurm run).
 start_step() {
-  if [[ $dry_run == 1 ]]; then
-    step "$@"
-    return 0
-  fi
-  step "$@" &
+  step_command "$@" || return 0
+  "${cmd[@]}" &
   pids+=($!)
 }
 

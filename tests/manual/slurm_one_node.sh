@@ -43,6 +43,7 @@ CONF
 export SLURM_CONF=$work/slurm.conf
 
 pids=()
+# shellcheck disable=SC2317  # run by the EXIT trap
 stop() {
   local pid
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -51,9 +52,10 @@ trap stop EXIT
 
 mkdir -p /run/munge && chown munge:munge /run/munge
 if ! pgrep -x munged >/dev/null; then
-  su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=$work/run/munged.pid"
+  # munged runs as the munge user, who cannot enter mktemp's 0700 folder: its own run dir
+  su -s /bin/sh munge -c "/usr/sbin/munged --pid-file=/run/munge/pcr-munged.pid"
   sleep 1
-  pids+=("$(cat "$work/run/munged.pid")")
+  pids+=("$(cat /run/munge/pcr-munged.pid)")
 fi
 setsid /usr/sbin/slurmctld -D -c -f "$SLURM_CONF" >"$work/ctld.out" 2>&1 &
 pids+=($!)
@@ -84,5 +86,14 @@ alive = sum(node["Alive"] for node in ray.nodes())
 print(f"driver joined {os.environ['RAY_ADDRESS']}: {alive} node(s), task ran on {ray.get(where.remote())}")
 PY
 cd "$repo"
+status=0
 salloc -N1 -c "$cpus" --job-name=pcr-manual \
-  bash cluster/slurm/ray-cluster.sh -- .venv/bin/python "$work/driver.py"
+  bash cluster/slurm/ray-cluster.sh -- .venv/bin/python "$work/driver.py" || status=$?
+# the launcher stops the Ray it started before the allocation ends: nothing may be left
+sleep 3
+if left=$(pgrep -af -- "--temp-dir=/tmp/ray-slurm-"); then
+  echo "error: Ray still running after the allocation ended:" >&2
+  echo "$left" >&2
+  status=1
+fi
+exit "$status"

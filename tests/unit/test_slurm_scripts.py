@@ -4,7 +4,8 @@ real allocation would get: one Ray head on the first node, one worker per other 
 with the allocation's token, then the command as a driver with RAY_ADDRESS set.
 
 shellcheck comes from Debian's package (apt-get install shellcheck); without it that test
-skips. A real run on one node with Debian's slurm-wlm is in tests/manual/ (see its README).
+skips. A real run on one node with Debian's slurm-wlm is tests/manual/slurm_one_node.sh
+(run by hand: it starts system daemons; see cluster/README.md for what it showed).
 """
 
 from __future__ import annotations
