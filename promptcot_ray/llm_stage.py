@@ -24,12 +24,30 @@ def dataset_from_table(table: pa.Table, block_rows: int) -> Any:
     return ray.data.from_arrow(blocks)
 
 
-def write_rows(ds: Any, run: RunDir, rel_dir: str, schema: pa.Schema, id_column: str) -> None:
+def helper_cpus(*llms: LLMConfig) -> float:
+    """CPUs for the map steps around these engines. Ray Data fuses consecutive steps only
+    when they ask the same resources, so when every engine is the rehearsal stand-in (a map
+    step itself) the helpers ask what it asks: the whole chain, sink included, runs as one
+    task per block instead of one task per step per block."""
+    from promptcot_ray.llm.rehearsal import STAND_IN_CPUS
+
+    rehearsed = bool(llms) and all(llm.engine == "rehearsal" for llm in llms)
+    return STAND_IN_CPUS if rehearsed else HELPER_CPUS
+
+
+def write_rows(
+    ds: Any,
+    run: RunDir,
+    rel_dir: str,
+    schema: pa.Schema,
+    id_column: str,
+    num_cpus: float = HELPER_CPUS,
+) -> None:
     """Execute the dataset, writing id-keyed Parquet parts under `rel_dir`."""
     from promptcot_ray.sinks import IdKeyedParquetSink
 
     sink = IdKeyedParquetSink(run, rel_dir, schema, id_column)
-    ds.write_datasink(sink, ray_remote_args={"num_cpus": HELPER_CPUS})
+    ds.write_datasink(sink, ray_remote_args={"num_cpus": num_cpus})
 
 
 def run_llm_stage(
@@ -46,5 +64,6 @@ def run_llm_stage(
     from promptcot_ray.llm.engine import build_processor
 
     pre, post, settle = steps
+    cpus = helper_cpus(llm)
     ds = build_processor(llm, pre, post)(dataset_from_table(rows, block_rows))
-    write_rows(ds.map(settle, num_cpus=HELPER_CPUS), run, rel_dir, schema, id_column)
+    write_rows(ds.map(settle, num_cpus=cpus), run, rel_dir, schema, id_column, cpus)

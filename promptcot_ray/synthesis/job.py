@@ -19,7 +19,7 @@ from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
 from promptcot_ray.config import SynthesizeConfig, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
-from promptcot_ray.llm_stage import HELPER_CPUS, dataset_from_table, write_rows
+from promptcot_ray.llm_stage import dataset_from_table, helper_cpus, write_rows
 from promptcot_ray.model_paths import with_run_models
 from promptcot_ray.resume import without_written
 from promptcot_ray.storage import RunDir
@@ -125,6 +125,11 @@ def pending_combinations(run: RunDir, round_dir: str, combos: pa.Table) -> tuple
     return table, done
 
 
+def engine_helper_cpus(cfg: SynthesizeConfig) -> float:
+    """The helper steps' CPUs for this round's engines (see llm_stage.helper_cpus)."""
+    return helper_cpus(cfg.generator, *(j.llm for j in cfg.judges))
+
+
 def build_pipeline(pending: pa.Table, cfg: SynthesizeConfig, block_rows: int):
     """The lazy dataset: generator -> settle -> (judge -> settle) x judges -> decide."""
     from promptcot_ray.llm.engine import build_processor
@@ -137,7 +142,7 @@ def build_pipeline(pending: pa.Table, cfg: SynthesizeConfig, block_rows: int):
     if form == "raw":  # a plain prompt: no chat template stage
         gen = gen.model_copy(update={"apply_chat_template": False})
     ds = build_processor(gen, pre, S.CollectDraft(gen.max_tokens))(ds)
-    return add_judges(ds.map(S.SettleDraft(), num_cpus=HELPER_CPUS), cfg)
+    return add_judges(ds.map(S.SettleDraft(), num_cpus=engine_helper_cpus(cfg)), cfg)
 
 
 def add_judges(ds, cfg: SynthesizeConfig):
@@ -148,6 +153,7 @@ def add_judges(ds, cfg: SynthesizeConfig):
     from promptcot_ray.synthesis.verdict import DecideVerdict
 
     carry = S.COMBINATION_COLUMNS + S.DRAFT_COLUMNS
+    cpus = engine_helper_cpus(cfg)
     cascade = Cascade(cfg.acceptance, cfg.cascade.audit_fraction) if cfg.cascade_on else None
     for index, judge in enumerate(cfg.judges):
         pre, post = (
@@ -155,10 +161,10 @@ def add_judges(ds, cfg: SynthesizeConfig):
             S.CollectJudgement(index, carry, judge, cascade),
         )
         ds = build_processor(judge.llm, pre, post)(ds)
-        ds = ds.map(S.SettleJudgement(index, carry, cascade), num_cpus=HELPER_CPUS)
+        ds = ds.map(S.SettleJudgement(index, carry, cascade), num_cpus=cpus)
         carry = carry + tuple(S.judge_column(index, f) for f in S.JUDGE_FIELDS)
     names = tuple(j.name for j in cfg.judges)
-    return ds.map(DecideVerdict(names, cfg.acceptance), num_cpus=HELPER_CPUS)
+    return ds.map(DecideVerdict(names, cfg.acceptance), num_cpus=cpus)
 
 
 def build_judges_only(drafts: pa.Table, cfg: SynthesizeConfig):
@@ -319,7 +325,7 @@ def process_pending(
         target = cfg.quota.total if cfg.quota is not None else None
         results = f"{round_dir}/results"
         with RoundProgress(run_dir, results, cfg.round, wave, pending.num_rows, target):
-            write_rows(ds, run_dir, results, schema, "combination_id")
+            write_rows(ds, run_dir, results, schema, "combination_id", engine_helper_cpus(cfg))
     return done
 
 
