@@ -85,14 +85,13 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts)
 
 
-def fingerprint(folder: Path) -> str:
-    """A short hash of a model folder: every file's name and size, small files' bytes, and
-    the first and last MiB of large ones. Hashing every byte of a 140 GB checkpoint would
-    take minutes before the copy starts; two checkpoints of one architecture differ in their
-    first tensors' bytes, so the samples tell them apart."""
+def fingerprint(folder: Path, files: list[tuple[Path, int]]) -> str:
+    """A short hash of a model folder's (file, size) list: every file's name and size, small
+    files' bytes, and the first and last MiB of large ones. Hashing every byte of a 140 GB
+    checkpoint would take minutes before the copy starts; two checkpoints of one
+    architecture differ in their first tensors' bytes, so the samples tell them apart."""
     digest = hashlib.sha256()
-    for path in _files(folder):
-        size = path.stat().st_size
+    for path, size in files:
         digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\0".encode())
         with path.open("rb") as f:
             if size <= 2 * SAMPLE_BYTES:
@@ -115,11 +114,11 @@ def stage_model(model: str, keys: tuple[str, ...], dest: RunDir) -> StagedModel:
     if folder is None:
         note = "a run: model (in the run already)" if model.startswith(RUN_PREFIX) else ""
         return StagedModel(keys, model, None, note=note or "already remote: left as written")
-    files = _files(folder)
     if not (folder / "config.json").exists():
         raise ConfigError(f"{keys[0]}: {folder} has no config.json (not a Hugging Face model)")
-    rel = f"{_slug(model, folder)}-{fingerprint(folder)}"
-    size = sum(p.stat().st_size for p in files)
+    files = [(p, p.stat().st_size) for p in _files(folder)]  # one walk, one stat per file
+    rel = f"{_slug(model, folder)}-{fingerprint(folder, files)}"
+    size = sum(n for _, n in files)
     staged = dest.child(rel)
     if staged.exists(STAGED_MARKER):
         return StagedModel(keys, model, staged.uri, len(files), size, note="already staged")

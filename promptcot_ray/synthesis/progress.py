@@ -6,7 +6,8 @@ one concurrent read): accepted so far against the target, the accept rate, combi
 in this wave and an ETA. On a terminal the line is redrawn in place (rich Live); in a log
 (a Ray job, CI) it is written as a log line every `log_every_s`, and once more when the wave
 ends. The numbers are the ones the round's summary and stats.json report at the end (same
-columns, same rule); they move a block at a time (`checkpoint_rows` rows: the unit written).
+columns, same rule); they move as result files are written, one per block reaching the sink
+(a small round can be a single block, counted by the last look when the wave ends).
 """
 
 from __future__ import annotations
