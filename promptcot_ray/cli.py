@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from promptcot_ray.cli_errors import fail as _fail
 from promptcot_ray.config import ConfigError, load_config
 from promptcot_ray.errors import Interrupted, UserError
 
@@ -131,11 +132,6 @@ def _quiet_library_loggers() -> None:
     )
     logging.getLogger("vllm.triton_utils").setLevel(logging.ERROR)
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 def _run_job(

@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
+from promptcot_ray.cli_errors import fail as _fail
 
 
 def _size(n: int) -> str:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from promptcot_ray.cli_errors import fail as _fail
 from promptcot_ray.submission.runtime_env import SubmissionError
 
 AddressOption = Annotated[
@@ -26,11 +27,6 @@ JobIdArgument = Annotated[str, typer.Argument(help="The job id `submit` printed.
 job_app = typer.Typer(
     help="Follow and control submitted jobs: status, logs, stop.", no_args_is_help=True
 )
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 @contextlib.contextmanager

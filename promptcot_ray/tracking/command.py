@@ -8,6 +8,7 @@ import typer
 import yaml
 
 from promptcot_ray import layout
+from promptcot_ray.cli_errors import fail
 from promptcot_ray.storage import RunDir
 
 # The frozen configs logged as parameters, each under its own prefix.
@@ -55,6 +56,5 @@ def track(
             raise StorageError(f"no run directory at {run_dir.uri} (no ledger.jsonl)")
         run_id = sync(cfg, run_dir, run_params(run_dir))
     except (ValidationError, StorageError) as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc))
     typer.echo(f"logged {run_dir.uri} to MLflow run {run_id} at {cfg.mlflow_uri}")
