@@ -16,7 +16,8 @@ def _size(n: int) -> str:
 
 def stage_models_command(
     job: Annotated[
-        str, typer.Argument(help="The job whose config names the models, e.g. synthesize.")
+        str,
+        typer.Argument(help="The job whose config names the models, e.g. synthesize, or pipeline."),
     ],
     config: Annotated[Path, typer.Option("--config", "-c", help="The job's YAML config.")],
     out: Annotated[
@@ -37,7 +38,8 @@ def stage_models_command(
     ] = None,
 ) -> None:
     """Copy every model a job config loads (generator, judges, teacher, base model) once
-    into the run's bucket, and write a config that loads them from there.
+    into the run's bucket, and write a config that loads them from there. For a pipeline,
+    every stage's models, written back as `set` overrides of the stages that load them.
 
     Each model lands in <to>/<name>-<fingerprint>/ with a _STAGED.json marker written last;
     a model already staged there is not copied again, so re-running is cheap. Hub names are
@@ -49,16 +51,18 @@ def stage_models_command(
     from promptcot_ray.config import ConfigError, load_config
     from promptcot_ray.job_configs import JOB_CONFIGS
     from promptcot_ray.staging.models import stage_models
+    from promptcot_ray.staging.pipeline import stage_pipeline_models
     from promptcot_ray.storage import StorageError
 
-    if job not in JOB_CONFIGS or job == "pipeline":
-        choices = sorted(j for j in JOB_CONFIGS if j != "pipeline")
-        _fail(f"unknown job {job!r}; choose from {choices} (a pipeline: stage each stage's)")
+    if job not in JOB_CONFIGS:
+        _fail(f"unknown job {job!r}; choose from {sorted(JOB_CONFIGS)}")
     try:
         cfg = load_config(JOB_CONFIGS[job], config, set_ or [])
-        storage = cfg.storage
-        dest = to or f"{storage.run_dir.rstrip('/')}/models/staged"
-        data, staged = stage_models(cfg, dest, storage)
+        dest = to or f"{cfg.storage.run_dir.rstrip('/')}/models/staged"
+        if job == "pipeline":  # every stage's models; `set` overrides in the pipeline config
+            data, staged = stage_pipeline_models(cfg, dest)
+        else:
+            data, staged = stage_models(cfg, dest, cfg.storage)
     except (ConfigError, StorageError) as exc:
         _fail(str(exc))
     import yaml

@@ -142,10 +142,10 @@ def _replace(data: Any, dotted: str, value: str) -> None:
     node[int(last) if isinstance(node, list) else last] = value
 
 
-def stage_models(cfg: BaseModel, to: str, storage: StorageConfig) -> tuple[dict, list]:
-    """Stage every model `cfg` loads under `to`; (the config as a dict with its model
-    fields rewritten to the staged URIs, one StagedModel per distinct model)."""
-    fields = model_fields(cfg)
+def stage_fields(
+    fields: list[tuple[str, str]], to: str, storage: StorageConfig
+) -> list[StagedModel]:
+    """Stage each distinct model of these (key, model) fields under `to`, once."""
     if not fields:
         raise ConfigError("this config names no model to stage")
     dest = RunDir(to, storage)
@@ -153,7 +153,13 @@ def stage_models(cfg: BaseModel, to: str, storage: StorageConfig) -> tuple[dict,
     by_model: dict[str, list[str]] = {}
     for key, model in fields:
         by_model.setdefault(model, []).append(key)
-    results = [stage_model(m, tuple(keys), dest) for m, keys in by_model.items()]
+    return [stage_model(m, tuple(keys), dest) for m, keys in by_model.items()]
+
+
+def stage_models(cfg: BaseModel, to: str, storage: StorageConfig) -> tuple[dict, list]:
+    """Stage every model `cfg` loads under `to`; (the config as a dict with its model
+    fields rewritten to the staged URIs, one StagedModel per distinct model)."""
+    results = stage_fields(model_fields(cfg), to, storage)
     data = json.loads(cfg.model_dump_json())
     for result in results:
         for key in result.keys if result.uri else ():

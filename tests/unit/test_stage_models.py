@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -108,9 +107,55 @@ def test_a_hub_name_that_cannot_be_fetched_is_a_clear_error(s3_env, tmp_path, mo
     assert "some-org/not-here-7b" in result.output and "hub did not give it" in result.output
 
 
-@pytest.mark.parametrize("job", ["pipeline", "nope"])
-def test_jobs_without_models_of_their_own_are_refused(job, tmp_path):
+def test_an_unknown_job_is_refused(tmp_path):
     result = runner.invoke(
-        app, ["stage-models", job, "-c", str(REPO / "jobs/configs/local.yaml"), "-o", "x.yaml"]
+        app, ["stage-models", "nope", "-c", str(REPO / "jobs/configs/local.yaml"), "-o", "x.yaml"]
     )
     assert result.exit_code == 2 and "choose from" in result.output
+
+
+# Every model the embedded pipeline's stages load (outside the pipeline's run: hand-offs)
+PIPELINE_MODELS = {
+    "concepts": ["extractor.model"],
+    "rationales": ["writer.model"],
+    "train_generator": ["base_model"],
+    "synthesize": ["judges.0.llm.model", "judges.1.llm.model"],
+    "distill": ["teacher.model"],
+    "train_student": ["base_model"],
+}
+
+
+def test_a_pipelines_models_are_staged_once_as_set_overrides_of_its_stages(
+    s3_env, tiny_model_path, tmp_path
+):
+    from promptcot_ray.pipeline.config import PipelineConfig
+    from promptcot_ray.pipeline.stages import build_stages
+    from promptcot_ray.staging.models import model_fields
+
+    data = yaml.safe_load((REPO / "jobs/configs/pipeline-local.yaml").read_text())
+    for spec, keys in PIPELINE_MODELS.items():
+        data[spec]["config"] = str(REPO / data[spec]["config"])
+        data[spec]["set"] = {
+            **data[spec].get("set", {}),
+            **dict.fromkeys(keys, str(tiny_model_path)),
+        }
+    data["evaluate"]["config"] = str(REPO / data["evaluate"]["config"])
+    data["quality"]["config"] = str(REPO / data["quality"]["config"])
+    source = tmp_path / "pipeline.yaml"
+    source.write_text(yaml.safe_dump(data))
+    out, bucket = tmp_path / "staged.yaml", s3_env["bucket"]
+    args = ["stage-models", "pipeline", "-c", str(source), "-o", str(out)]
+    result = runner.invoke(app, [*args, "--to", f"s3://{bucket}/models"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("copied") == 1, result.output  # one model, copied once
+    markers = [k for k in _objects(s3_env["client"], bucket, "models/") if STAGED_MARKER in k]
+    assert len(markers) == 1
+    uri = f"s3://{bucket}/{markers[0][: -len(STAGED_MARKER) - 1]}"
+
+    staged = load_config(PipelineConfig, out)
+    for spec, keys in PIPELINE_MODELS.items():
+        assert {k: getattr(staged, spec).set[k] for k in keys} == dict.fromkeys(keys, uri), spec
+    for stage in build_stages(staged):  # what each stage loads: staged, or a run: hand-off
+        for key, model in model_fields(stage.config) if stage.config is not None else ():
+            assert model == uri or model.startswith("run:"), (stage.name, key, model)
+    assert staged.rounds == 2 and staged.synthesize.config == data["synthesize"]["config"]
