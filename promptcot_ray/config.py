@@ -203,11 +203,19 @@ class LLMConfig(_Frozen):
     # A fingerprint of that export's marker, which changes when the model is retrained: kept
     # with the samples' settings, so rows of two exports of one name are never mixed.
     _export: str | None = PrivateAttr(None)
+    # For an s3:// source: the storage's endpoint and region as environment variables, which
+    # is all ray.data.llm's download reads (model_paths.with_run_models sets it).
+    _download_env: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def source(self) -> str:
         """What the engine loads: the resolved location of a `run:` model, else `model`."""
         return self._source or self.model
+
+    @property
+    def download_env(self) -> dict[str, str]:
+        """Environment the engine needs to download an s3:// source (empty otherwise)."""
+        return dict(self._download_env)
 
     @property
     def export(self) -> str | None:

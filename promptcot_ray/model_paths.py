@@ -66,11 +66,13 @@ def with_run_models(cfg: Any, run: RunDir) -> Any:
     `source`, the resolved path or URI."""
     if isinstance(cfg, LLMConfig):
         resolved = resolve_model(cfg.model, run)
-        if resolved == cfg.source:
+        env = download_env(resolved, run.storage)
+        if resolved == cfg.source and env == cfg.download_env:
             return cfg
         located = cfg.model_copy()
         located._source = resolved
         located._export = export_fingerprint(cfg.model, run)
+        located._download_env = env
         return located
     if isinstance(cfg, BaseModel):
         updates = {}
@@ -84,6 +86,21 @@ def with_run_models(cfg: Any, run: RunDir) -> Any:
         items = tuple(with_run_models(v, run) for v in cfg)
         return items if any(a is not b for a, b in zip(items, cfg, strict=True)) else cfg
     return cfg
+
+
+def download_env(source: str, storage: StorageConfig) -> dict[str, str]:
+    """For an s3:// model: the endpoint and region the storage config names, as the
+    variables boto3 reads. ray.data.llm downloads the model with boto3 on the driver
+    (tokenizer, config) and in each engine actor and reads no config of ours, so settings
+    given only in YAML would be lost there; what the config leaves unset stays each node's
+    own (its AWS environment, IRSA). Empty for other models."""
+    env: dict[str, str] = {}
+    if source.startswith(("s3://", "s3a://")):
+        if storage.s3_endpoint_url:
+            env["AWS_ENDPOINT_URL_S3"] = storage.s3_endpoint_url
+        if storage.s3_region:
+            env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = storage.s3_region
+    return env
 
 
 def local_model_dir(uri: str, storage: StorageConfig) -> str:

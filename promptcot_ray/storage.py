@@ -140,6 +140,7 @@ class RunDir:
 
     def __init__(self, uri: str, cfg: StorageConfig | None = None) -> None:
         cfg = cfg or StorageConfig(run_dir=uri)
+        self.storage = cfg  # the settings it was opened with (an s3:// model's endpoint)
         self.uri = uri.rstrip("/")
         parsed = urlparse(self.uri)
         self.is_s3 = parsed.scheme in ("s3", "s3a")

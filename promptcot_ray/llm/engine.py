@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from promptcot_ray.config import LLMConfig
@@ -45,6 +46,7 @@ def finish_reason(row: dict[str, Any], max_tokens: int) -> str:
 def engine_env(cfg: LLMConfig) -> dict[str, str]:
     """Environment for the engine actors: CPU defaults, then the config's own variables."""
     env = dict(DEFAULT_CPU_ENV) if cfg.device == "cpu" else {}
+    env.update(cfg.download_env)  # an s3:// model: the storage's endpoint and region
     cache = os.environ.get("VLLM_CACHE_ROOT")
     if cache:  # a warm compile cache saves ~25 s per engine start on CPU
         env["VLLM_CACHE_ROOT"] = cache
@@ -149,14 +151,30 @@ def build_processor(
         tokenize_stage={"enabled": cfg.tokenizer_stages, **helper_stage},
         detokenize_stage={"enabled": cfg.tokenizer_stages, **helper_stage},
     )
-    processor = ray_build_processor(
-        config,
-        preprocess=_ParkModel(preprocess),
-        postprocess=_RestoreModel(postprocess),
-        preprocess_map_kwargs=helper_stage,
-        postprocess_map_kwargs=helper_stage,
-    )
+    with driver_env(cfg.download_env):  # the driver downloads an s3:// tokenizer here
+        processor = ray_build_processor(
+            config,
+            preprocess=_ParkModel(preprocess),
+            postprocess=_RestoreModel(postprocess),
+            preprocess_map_kwargs=helper_stage,
+            postprocess_map_kwargs=helper_stage,
+        )
     return lambda ds: processor(ds).map(_RestoreModel(None), num_cpus=HELPER_STAGE_CPUS)
+
+
+@contextmanager
+def driver_env(env: dict[str, str]) -> Iterator[None]:
+    """These variables in this process's environment for the block, then as they were."""
+    before = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # ray.data.llm reads a row's `model` as a LoRA adapter to load whenever it differs from the

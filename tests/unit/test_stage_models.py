@@ -4,6 +4,7 @@ train job's loader reading it back, and clear errors for a wrong bucket or an of
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -159,3 +160,44 @@ def test_a_pipelines_models_are_staged_once_as_set_overrides_of_its_stages(
         for key, model in model_fields(stage.config) if stage.config is not None else ():
             assert model == uri or model.startswith("run:"), (stage.name, key, model)
     assert staged.rounds == 2 and staged.synthesize.config == data["synthesize"]["config"]
+
+
+def test_an_s3_model_downloads_from_the_endpoint_in_the_yaml_not_the_environment(
+    s3_env, tiny_model_path, tmp_path, monkeypatch
+):
+    """ray.data.llm downloads s3:// models with boto3, which reads only the environment:
+    the endpoint named in `storage.s3_endpoint_url` reaches the download on the driver and
+    in the engine actors' runtime_env."""
+    from ray.llm._internal.common.utils.download_utils import (
+        NodeModelDownloadable,
+        download_model_files,
+    )
+
+    from promptcot_ray.config import LLMConfig, StorageConfig
+    from promptcot_ray.llm.engine import driver_env, engine_env
+    from promptcot_ray.model_paths import with_run_models
+    from promptcot_ray.staging.models import stage_model
+    from promptcot_ray.storage import RunDir
+
+    storage = StorageConfig(run_dir=str(tmp_path / "run"), s3_endpoint_url=s3_env["endpoint"])
+    staged = stage_model(
+        str(tiny_model_path), ("model",), RunDir(f"s3://{s3_env['bucket']}/m", storage)
+    )
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):  # only the YAML knows it now
+        monkeypatch.delenv(name, raising=False)
+
+    cfg = with_run_models(LLMConfig(model=staged.uri), RunDir(storage.run_dir, storage))
+    assert engine_env(cfg)["AWS_ENDPOINT_URL_S3"] == s3_env["endpoint"]
+    with driver_env(cfg.download_env):
+        local = download_model_files(
+            model_id=cfg.source, download_model=NodeModelDownloadable.TOKENIZER_ONLY
+        )
+    assert (Path(local) / "config.json").read_bytes() == (
+        tiny_model_path / "config.json"
+    ).read_bytes()
+    assert "AWS_ENDPOINT_URL_S3" not in os.environ  # the driver's environment as it was
+
+    local_model = with_run_models(
+        LLMConfig(model=str(tiny_model_path)), RunDir(storage.run_dir, storage)
+    )
+    assert local_model.download_env == {} and "AWS_ENDPOINT_URL_S3" not in engine_env(local_model)
