@@ -25,7 +25,7 @@ import pyarrow as pa
 from promptcot_ray import records as R
 from promptcot_ray.config import QualityConfig
 from promptcot_ray.storage import RunDir
-from promptcot_ray.synthesis.outputs import ACCEPTED_SCHEMA
+from promptcot_ray.table_schemas import ACCEPTED_SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_DIR = REPO / "tests" / "data" / "benchmarks"

@@ -34,10 +34,12 @@ RATIONALE_REJECTS = "rationales/rejects"
 
 SYNTHESIS = "synthesis"
 ROUND_NAME = re.compile(r"^round-(\d+)$")
-ROUND_PARTS = ("combinations", "results", "drafts", "judgements", "accepted", "rejected")
+ROUND_OUTPUTS = ("drafts", "judgements", "accepted", "rejected")  # what finalize writes
+ROUND_PARTS = ("combinations", "results", *ROUND_OUTPUTS)
 ACCEPTED_GLOB = "synthesis/round-*/accepted"  # for humans and messages, not for listing
 
 PIPELINE = "pipeline"
+GENERATOR_DATA = "pipeline/generator-data"
 QUALITY = "quality"
 PROBLEMS = "problems"
 PROBLEMS_REMOVED = "problems-removed"
@@ -82,7 +84,7 @@ def round_index(name: str) -> int | None:
 
 def generator_data(k: int) -> str:
     """pipeline/generator-data/round-<k>: the rows round k's generator is trained on."""
-    return f"{PIPELINE}/generator-data/round-{k}"
+    return f"{GENERATOR_DATA}/round-{k}"
 
 
 def model_dir(name: str) -> str:
@@ -96,6 +98,11 @@ def model_file(name: str, file: str) -> str:
 
 def eval_dir(name: str) -> str:
     return f"{EVAL}/{name}"
+
+
+def eval_part(name: str, part: str) -> str:
+    """A table of one evaluation: generations (resumable), samples (graded)."""
+    return f"{eval_dir(name)}/{part}"
 
 
 def eval_summary(name: str) -> str:

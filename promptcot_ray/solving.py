@@ -21,24 +21,6 @@ from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, finish_reason, samp
 from promptcot_ray.prompts import solve as solve_prompt
 from promptcot_ray.synthesis.stages import derive_seed
 
-SOLUTION_FIELDS = [
-    *R.LINEAGE_FIELDS,
-    pa.field("problem_id", pa.string()),
-    pa.field("problem", pa.string()),
-    pa.field("text", pa.string()),
-    pa.field("answer", pa.string()),  # strict: a valid think block + boxed answer, else None
-    pa.field("final_answer", pa.string()),  # lenient: last boxed answer after any </think>
-    pa.field("finish_reason", pa.string()),
-    pa.field("think_opened_by_prompt", pa.bool_()),
-    pa.field("tokens_in", pa.int64()),
-    pa.field("tokens_out", pa.int64()),
-    *R.OUTCOME_FIELDS,
-]
-
-
-def solution_schema(carried: Sequence[pa.Field] = ()) -> pa.Schema:
-    return pa.schema([*SOLUTION_FIELDS, *carried])
-
 
 def check_generation_settings(run: Any, rel: str, llm: LLMConfig, instruction: str) -> None:
     """Refuse to mix samples of two sampling setups under `rel` (their ids would collide:

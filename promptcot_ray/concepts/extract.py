@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow as pa
-
 from promptcot_ray import records as R
 from promptcot_ray.config import LLMConfig
 from promptcot_ray.levels import stated_level
@@ -13,21 +11,7 @@ from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, sampling_params
 from promptcot_ray.parsing import parse_concepts
 from promptcot_ray.prompts import concepts as concept_prompt
 from promptcot_ray.synthesis.stages import derive_seed
-
-EXTRACTED_SCHEMA = pa.schema(
-    [
-        *R.LINEAGE_FIELDS,
-        ("seed_id", pa.string()),
-        ("problem", pa.string()),
-        ("concepts", pa.list_(pa.string())),
-        ("level", pa.string()),
-        ("level_source", pa.string()),
-        ("text", pa.string()),
-        ("tokens_in", pa.int64()),
-        ("tokens_out", pa.int64()),
-        *R.OUTCOME_FIELDS,
-    ]
-)
+from promptcot_ray.table_schemas import EXTRACTED_SCHEMA
 
 
 class BuildConceptRequest:

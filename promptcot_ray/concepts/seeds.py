@@ -20,23 +20,9 @@ from promptcot_ray import records as R
 from promptcot_ray.config import ConfigError, SeedSource, StorageConfig
 from promptcot_ray.levels import match_level
 from promptcot_ray.storage import RunDir
+from promptcot_ray.table_schemas import SEEDS_SCHEMA
 
 _SPACE_RE = re.compile(r"\s+")
-
-SEEDS_SCHEMA = pa.schema(
-    [
-        (R.ID, pa.string()),
-        ("source_index", pa.int64()),
-        ("problem", pa.string()),
-        ("level", pa.string()),
-        (R.STATUS, pa.string()),
-        (R.REASON, pa.string()),
-        (R.ERROR, pa.string()),
-        ("duplicate_of", pa.string()),
-        (R.STAGE, pa.string()),
-        (R.CREATED_AT, pa.string()),
-    ]
-)
 
 
 def normalize_problem(text: str) -> str:

@@ -22,7 +22,7 @@ from promptcot_ray import records as R
 from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
 from promptcot_ray.config import ConfigError, config_hash, config_to_yaml
 from promptcot_ray.distill.config import DistillConfig
-from promptcot_ray.distill.labeling import LABEL_SCHEMA, SFT_SCHEMA, LabelProblem
+from promptcot_ray.distill.labeling import LabelProblem
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import HELPER_CPUS, run_llm_stage
 from promptcot_ray.model_paths import with_run_models
@@ -35,10 +35,10 @@ from promptcot_ray.solving import (
     SettleSolution,
     check_generation_settings,
     expand_samples,
-    solution_schema,
 )
 from promptcot_ray.sources import read_rows
 from promptcot_ray.storage import RunDir
+from promptcot_ray.table_schemas import LABEL_SCHEMA, SFT_SCHEMA, solution_schema
 
 logger = logging.getLogger(__name__)
 

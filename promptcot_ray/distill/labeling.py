@@ -17,34 +17,11 @@ from promptcot_ray.distill.labels import majority_label, rejection
 from promptcot_ray.distill.solutions import full_solution
 from promptcot_ray.prompts import solve as solve_prompt
 from promptcot_ray.resume import finished_rows
+from promptcot_ray.table_schemas import LABEL_SCHEMA, SFT_SCHEMA
 
 STAGE_LABEL = "pseudo_label"
 STAGE_SFT = "distill_sft"
 
-LABEL_SCHEMA = pa.schema(
-    [
-        *R.LINEAGE_FIELDS,
-        pa.field("problem_id", pa.string()),
-        pa.field("problem", pa.string()),
-        pa.field("label", pa.string()),
-        pa.field("confidence", pa.float64()),
-        pa.field("valid_solutions", pa.int64()),
-        pa.field("samples", pa.int64()),
-        pa.field("answer_groups", pa.int64()),
-        *R.OUTCOME_FIELDS,
-    ]
-)
-SFT_SCHEMA = pa.schema(
-    [
-        *R.LINEAGE_FIELDS,
-        pa.field("problem_id", pa.string()),
-        pa.field("solution_id", pa.string()),
-        pa.field("prompt", pa.string()),  # JSON chat messages: the solve prompt
-        pa.field("completion", pa.string()),  # the teacher's whole solution (think + answer)
-        pa.field("label", pa.string()),
-        pa.field("tokens_out", pa.int64()),
-    ]
-)
 # what map_groups returns: a label row with its SFT rows nested (split by the job)
 GROUP_SCHEMA = LABEL_SCHEMA.append(pa.field("sft", pa.list_(pa.struct(list(SFT_SCHEMA)))))
 

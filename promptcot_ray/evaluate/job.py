@@ -34,21 +34,18 @@ from promptcot_ray.solving import (
     SettleSolution,
     check_generation_settings,
     expand_samples,
-    solution_schema,
 )
 from promptcot_ray.storage import RunDir
+from promptcot_ray.table_schemas import EVAL_CARRIED_FIELDS
+from promptcot_ray.table_schemas import EVAL_GENERATION_SCHEMA as GENERATION_SCHEMA
+from promptcot_ray.table_schemas import EVAL_SAMPLE_SCHEMA as SAMPLE_SCHEMA
 
 logger = logging.getLogger(__name__)
 
 JOB = "evaluate"
 STAGE_EVAL = "evaluate_solve"
 STAGE_REASONER = "difficulty_reasoning"
-CARRIED = ("benchmark", "reference", "compare")
-CARRIED_FIELDS = [pa.field(c, pa.string()) for c in CARRIED]
-GENERATION_SCHEMA = solution_schema(CARRIED_FIELDS)
-SAMPLE_SCHEMA = GENERATION_SCHEMA.append(pa.field("correct", pa.bool_())).append(
-    pa.field("grade_status", pa.string())
-)
+CARRIED = tuple(f.name for f in EVAL_CARRIED_FIELDS)  # benchmark, reference, compare
 SUMMARY_COLUMNS = [
     R.ID,
     R.STATUS,

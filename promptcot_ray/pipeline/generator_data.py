@@ -21,13 +21,10 @@ from promptcot_ray.rationales.stages import generator_prompt_json
 from promptcot_ray.records import make_id
 from promptcot_ray.sinks import conform
 from promptcot_ray.storage import RunDir
+from promptcot_ray.table_schemas import GENERATOR_DATA_SCHEMA as SCHEMA
 
 STAGE_GENERATOR_SFT = "generator_sft"
 ROWS_PER_FILE = 50_000  # bounded files (and worker memory per write) at the 400k scale
-SCHEMA = pa.schema(
-    [*R.LINEAGE_FIELDS, ("prompt", pa.string()), ("completion", pa.string())]
-    + [("source", pa.string()), ("round", pa.int64())]
-)
 
 
 class NoGeneratorData(RuntimeError):

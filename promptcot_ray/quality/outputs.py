@@ -8,22 +8,10 @@ import pyarrow.compute as pc
 from promptcot_ray import layout
 from promptcot_ray import records as R
 from promptcot_ray.quality.dedup import Decision
-from promptcot_ray.synthesis.outputs import ACCEPTED_SCHEMA
+from promptcot_ray.table_schemas import KEPT_SCHEMA, REMOVED_SCHEMA
 
 KEPT_DIR = layout.PROBLEMS
 REMOVED_DIR = layout.PROBLEMS_REMOVED
-KEPT_SCHEMA = ACCEPTED_SCHEMA
-REMOVED_SCHEMA = pa.schema(
-    R.LINEAGE_FIELDS
-    + [
-        (R.REASON, pa.string()),
-        ("matched_id", pa.string()),
-        ("matched_source", pa.string()),
-        ("jaccard", pa.float64()),
-        ("ngram", pa.string()),
-        ("problem", pa.string()),
-    ]
-)
 
 
 def _is_removed(batch: pa.Table, removed: pa.Array) -> pa.Array:

@@ -12,8 +12,6 @@ import json
 import re
 from typing import Any
 
-import pyarrow as pa
-
 from promptcot_ray import records as R
 from promptcot_ray.config import LLMConfig
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, sampling_params
@@ -21,35 +19,11 @@ from promptcot_ray.parsing import parse_rationale
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.prompts import rationale as rationale_prompt
 from promptcot_ray.synthesis.stages import derive_seed
+from promptcot_ray.table_schemas import RATIONALE_SCHEMA
 
 _WORD_RE = re.compile(r"\w+")
 NGRAM = 5
 
-RATIONALE_SCHEMA = pa.schema(
-    [
-        *R.LINEAGE_FIELDS,
-        ("seed_id", pa.string()),
-        ("concepts", pa.list_(pa.string())),
-        ("level", pa.string()),
-        ("problem", pa.string()),
-        ("candidate_key", pa.string()),  # seed_id:sample_index, the resume key
-        ("rationale", pa.string()),
-        ("prompt", pa.string()),  # the generator prompt: JSON chat messages, or raw text
-        ("prompt_format", pa.string()),  # chat | raw: how the train job must render `prompt`
-        ("prompt_version_generator", pa.string()),
-        ("completion", pa.string()),  # tagged rationale + problem: the SFT target
-        ("text", pa.string()),
-        ("tokens_in", pa.int64()),
-        ("tokens_out", pa.int64()),
-        (
-            "score_rationale",
-            pa.float64(),
-        ),  # log p(rationale | concepts, level); best-of-n
-        ("score_problem", pa.float64()),  # log p(problem | concepts, level, rationale)
-        ("score", pa.float64()),
-        *R.OUTCOME_FIELDS,
-    ]
-)
 _BASE = [*R.LINEAGE_COLUMNS, "seed_id", "concepts", "level", "problem", "candidate_key"]
 
 

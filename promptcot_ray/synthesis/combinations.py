@@ -25,6 +25,7 @@ from promptcot_ray.concepts.sampler import (
 )
 from promptcot_ray.config import CombinationConfig
 from promptcot_ray.storage import RunDir
+from promptcot_ray.table_schemas import COMBINATION_SCHEMA
 
 logger = logging.getLogger(__name__)
 
@@ -138,17 +139,3 @@ def write_combinations(run: RunDir, rel: str, pool: ConceptPool, cfg: Combinatio
     rows = sum(ray.get(writes))
     logger.info("sampled %d combinations into %d shard file(s)", rows, len(writes))
     return rows
-
-
-COMBINATION_SCHEMA = pa.schema(
-    [
-        *R.LINEAGE_FIELDS,
-        ("combination_index", pa.int64()),
-        ("concept_ids", pa.list_(pa.int32())),
-        ("concepts", pa.list_(pa.string())),
-        ("level", pa.string()),
-        ("pool_version", pa.string()),
-        (R.STATUS, pa.string()),
-        (R.REASON, pa.string()),
-    ]
-)

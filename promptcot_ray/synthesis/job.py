@@ -24,8 +24,9 @@ from promptcot_ray.model_paths import with_run_models
 from promptcot_ray.resume import without_written
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import combinations as combos_mod
-from promptcot_ray.synthesis.outputs import OUTPUT_TABLES, RoundCounts, finalize, results_schema
+from promptcot_ray.synthesis.outputs import OUTPUT_TABLES, RoundCounts, finalize
 from promptcot_ray.synthesis.pool_source import resolve_pool
+from promptcot_ray.table_schemas import results_schema
 
 logger = logging.getLogger(__name__)
 

@@ -21,21 +21,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray import stage_marker
 from promptcot_ray.config import JudgeConfig
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import split
-from promptcot_ray.synthesis.schemas import (  # noqa: F401 (re-exported: readers import here)
-    ACCEPTED_SCHEMA,
-    DRAFTS_SCHEMA,
-    JUDGEMENTS_SCHEMA,
-    OUTPUT_TABLES,
-    REJECTED_SCHEMA,
-    results_schema,
+from promptcot_ray.table_schemas import (
+    judge_column,
 )
-from promptcot_ray.synthesis.stages import judge_column
 
+OUTPUT_TABLES = layout.ROUND_OUTPUTS
 ROWS_PER_FILE = 50_000  # compacted outputs: few large objects, not one per results file
 MAX_BUFFER_BYTES = 256 << 20  # in-memory Arrow bytes per output file (~3x less on disk)
 MAX_WRITES_IN_FLIGHT = 4

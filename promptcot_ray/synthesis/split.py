@@ -15,13 +15,14 @@ import pyarrow.compute as pc
 
 from promptcot_ray import records as R
 from promptcot_ray.config import JudgeConfig
-from promptcot_ray.synthesis.schemas import (
+from promptcot_ray.table_schemas import (
     ACCEPTED_SCHEMA,
     DRAFTS_SCHEMA,
+    JUDGE_FIELD_TYPES,
     JUDGEMENTS_SCHEMA,
     REJECTED_SCHEMA,
+    judge_column,
 )
-from promptcot_ray.synthesis.stages import JUDGE_FIELDS, judge_column
 
 _NULL_STR = pa.scalar(None, pa.string())
 # columns a filtered table keeps (filtering copies: never filter the wide text columns)
@@ -88,7 +89,7 @@ def judgements_table(t: pa.Table, judges: tuple[JudgeConfig, ...], created: str)
     """One row per (draft, judge) the draft reached; parent: the draft."""
     parts = [JUDGEMENTS_SCHEMA.empty_table()]
     for i, judge in enumerate(judges):
-        names = ["draft_id", *(judge_column(i, f) for f in JUDGE_FIELDS)]
+        names = ["draft_id", *(judge_column(i, f) for f in JUDGE_FIELD_TYPES)]
         sub = t.select(names).filter(pc.is_valid(t[judge_column(i, "status")]))
         c = lambda f, sub=sub, i=i: sub[judge_column(i, f)]  # noqa: E731
         n = sub.num_rows

@@ -19,53 +19,20 @@ from promptcot_ray.parsing import parse_draft, parse_judgement
 from promptcot_ray.parsing.judgement_json import parse_judgement_json
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.prompts import judge as judge_prompt
+from promptcot_ray.table_schemas import (
+    JUDGE_FIELD_TYPES,
+    RESULT_COMBINATION_FIELDS,
+    RESULT_DRAFT_FIELDS,
+    judge_column,
+)
 
 if TYPE_CHECKING:
     from promptcot_ray.synthesis.cascade import Cascade
 
-COMBINATION_COLUMNS = (
-    "combination_id",
-    "combination_index",
-    "concepts",
-    "level",
-    "pool_version",
-    "sampler_seed",
-)
-DRAFT_COLUMNS = (
-    "draft_id",
-    "generator_model",
-    "generator_prompt_version",
-    "generation_seed",
-    "draft_text",
-    "rationale",
-    "problem",
-    "draft_tokens_in",
-    "draft_tokens_out",
-    "draft_status",
-    "draft_reason",
-    "draft_error",
-)
-JUDGE_FIELDS = (
-    "id",
-    "model",
-    "prompt_version",
-    "seed",
-    "text",
-    "verdict",
-    "ratings",
-    "source",
-    "status",
-    "reason",
-    "error",
-    "tokens_in",
-    "tokens_out",
-)
+COMBINATION_COLUMNS = tuple(name for name, _ in RESULT_COMBINATION_FIELDS)
+DRAFT_COLUMNS = tuple(name for name, _ in RESULT_DRAFT_FIELDS)
+JUDGE_FIELDS = tuple(JUDGE_FIELD_TYPES)  # id, model, ..., tokens_out: judge_<i>_<field>
 SKIP_MESSAGES = [{"role": "user", "content": "skip"}]
-
-
-def judge_column(index: int, field: str) -> str:
-    """Column name of one judge's field in the wide results row, e.g. judge_1_verdict."""
-    return f"judge_{index}_{field}"
 
 
 def judge_columns(num_judges: int) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from promptcot_ray.pipeline import generator_data
 from promptcot_ray.prompts.generator import format_completion
 from promptcot_ray.rationales.job import DATA_DIR as RATIONALES_DIR
 from promptcot_ray.storage import RunDir
-from promptcot_ray.synthesis.schemas import ACCEPTED_SCHEMA
+from promptcot_ray.table_schemas import ACCEPTED_SCHEMA
 
 pytestmark = [pytest.mark.integration]
 

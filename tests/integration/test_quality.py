@@ -13,7 +13,7 @@ from promptcot_ray.config import QualityConfig
 from promptcot_ray.ledger import read_ledger
 from promptcot_ray.quality.job import run
 from promptcot_ray.storage import RunDir
-from promptcot_ray.synthesis.outputs import ACCEPTED_SCHEMA
+from promptcot_ray.table_schemas import ACCEPTED_SCHEMA
 from tests.unit.test_quality_gates import BENCH, SEED, _rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -12,7 +12,8 @@ from promptcot_ray.resume import without_written
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import job
 from promptcot_ray.synthesis.combinations import combinations_table
-from promptcot_ray.synthesis.outputs import finalize, results_schema
+from promptcot_ray.synthesis.outputs import finalize
+from promptcot_ray.table_schemas import results_schema
 
 from .test_outputs import JUDGES, _result
 

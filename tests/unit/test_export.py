@@ -36,8 +36,8 @@ from promptcot_ray.export import ExportError, export_run
 from promptcot_ray.export.writers import push_to_hub
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.quality.outputs import KEPT_DIR
-from promptcot_ray.solving import solution_schema
 from promptcot_ray.storage import RunDir
+from promptcot_ray.table_schemas import solution_schema
 from tests.unit.test_report import ROUNDS, _pool, _quality, _synthesis_round
 
 TEACHER = "teacher-32b"

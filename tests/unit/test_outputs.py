@@ -7,8 +7,9 @@ import pyarrow as pa
 from promptcot_ray import records as R
 from promptcot_ray.config import JudgeConfig, LLMConfig
 from promptcot_ray.storage import RunDir
-from promptcot_ray.synthesis.outputs import finalize, results_schema
+from promptcot_ray.synthesis.outputs import finalize
 from promptcot_ray.synthesis.stages import JUDGE_FIELDS, judge_column
+from promptcot_ray.table_schemas import results_schema
 
 JUDGES = (
     JudgeConfig(name="a", llm=LLMConfig(model="ja")),

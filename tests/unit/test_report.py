@@ -47,13 +47,13 @@ from promptcot_ray.quality.outputs import (
 )
 from promptcot_ray.report import build_report
 from promptcot_ray.report.job import NoRunDirectory
-from promptcot_ray.solving import solution_schema
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis.combinations import COMBINATION_SCHEMA
 from promptcot_ray.synthesis.job import ledger_records
-from promptcot_ray.synthesis.outputs import finalize, results_schema
+from promptcot_ray.synthesis.outputs import finalize
 from promptcot_ray.synthesis.stages import JUDGE_FIELDS, judge_column
 from promptcot_ray.synthesis.verdict import DecideVerdict
+from promptcot_ray.table_schemas import results_schema, solution_schema
 from promptcot_ray.train.loop import CURVE_COLUMNS, CURVE_FILE
 
 P, A, B = "perfect", "acceptable", "bad"
