@@ -454,5 +454,14 @@ def _register_stage_models_command() -> None:
 
 _register_stage_models_command()
 
+
+def _register_datasets_command() -> None:
+    from promptcot_ray.datasets_command import datasets_command
+
+    app.command("datasets")(datasets_command)
+
+
+_register_datasets_command()
+
 if __name__ == "__main__":
     app()

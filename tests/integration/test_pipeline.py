@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from promptcot_ray.catalog import check_run
 from promptcot_ray.ledger import read_ledger
 from promptcot_ray.storage import RunDir
 
@@ -180,6 +181,21 @@ def test_every_stage_runs_and_leaves_its_outputs(pipeline_runs):
     assert {k: v for k, v in states.items() if k != "report"} == {
         k: "complete" for k in states if k != "report"
     }, pipeline_runs["listing"]
+
+
+def test_every_table_the_pipeline_wrote_has_the_schema_its_catalog_entry_declares(pipeline_runs):
+    found = check_run(RunDir(str(pipeline_runs["reference"])))
+    problems = [f"{f.rel}: {p}" for f in found for p in f.problems]
+    assert not problems, "\n".join(problems)
+    names = {(f.dataset.name, f.key) for f in found}
+    for rnd in (0, 1):
+        assert {(n, rnd) for n in ("combinations", "results", "accepted", "rejected")} <= names
+    expected = {"seeds", "extracted concepts", "concept pool", "rationales", "problems"}
+    expected |= {"removed problems", "teacher solutions", "pseudo-labels", "distillation SFT"}
+    assert expected <= {name for name, _ in names}
+    assert {("generator data", 1), ("eval samples", "student")} <= names
+    # a finished pipeline committed everything it wrote (results: the round's marker)
+    assert [f.rel for f in found if not f.complete] == []
 
 
 def test_ledger_and_summary_show_the_accept_rate_per_round(pipeline_runs):
