@@ -130,6 +130,7 @@ DATASETS: tuple[Dataset, ...] = (
     _eval_dataset("samples", T.EVAL_SAMPLE_SCHEMA),
 )
 BY_NAME = {d.name: d for d in DATASETS}
+ACCEPTED = BY_NAME["accepted"]
 
 
 def keys(run: RunDir, dataset: Dataset) -> list[int | str | None]:
@@ -141,6 +142,16 @@ def keys(run: RunDir, dataset: Dataset) -> list[int | str | None]:
     parent = layout.GENERATOR_DATA if dataset.scope == GENERATOR_ROUND else layout.SYNTHESIS
     found = (layout.round_index(d) for d in run.list_dirs(parent))
     return sorted(k for k in found if k is not None)
+
+
+def dataset_files(
+    run: RunDir, dataset: Dataset, only: tuple[int | str, ...] | None = None
+) -> list[str]:
+    """The Parquet files of every instance of `dataset` (or of the keys `only` names): one
+    listing per instance's folder (e.g. each round's compacted accepted/, a few keys), not a
+    listing of everything under synthesis/."""
+    chosen = [k for k in keys(run, dataset) if only is None or k in only]
+    return [f for k in chosen for f in run.list_files(dataset.rel(k), ".parquet")]
 
 
 def schema_problems(dataset: Dataset, schema: pa.Schema) -> list[str]:

@@ -166,6 +166,11 @@ def make_id(kind: str, *parts: Any) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
 
 
+def derive_seed(base_seed: int, row_id: str) -> int:
+    """Per-row sampling seed: stable for a row id, distinct across rows (31 bits for vLLM)."""
+    return int(make_id("seed", base_seed, row_id)[:8], 16) & 0x7FFFFFFF
+
+
 def now_iso() -> str:
     """UTC timestamp for the `created_at` column."""
     return datetime.now(UTC).isoformat(timespec="seconds")

@@ -10,7 +10,6 @@ from promptcot_ray.levels import stated_level
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, sampling_params
 from promptcot_ray.parsing import parse_concepts
 from promptcot_ray.prompts import concepts as concept_prompt
-from promptcot_ray.synthesis.stages import derive_seed
 from promptcot_ray.table_schemas import EXTRACTED_SCHEMA
 
 
@@ -21,7 +20,7 @@ class BuildConceptRequest:
         self.llm, self.k = llm, k
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        seed = derive_seed(self.llm.seed, row["seed_id"])
+        seed = R.derive_seed(self.llm.seed, row["seed_id"])
         extraction_id = R.make_id(
             "extraction",
             row["seed_id"],

@@ -32,6 +32,7 @@ from promptcot_ray.config import (
     PoolBuildConfig,
     config_hash,
 )
+from promptcot_ray.error_budget import TooManyErrors, check_error_fraction
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import run_llm_stage
 from promptcot_ray.model_paths import with_run_models
@@ -48,20 +49,6 @@ EXTRACTED_DIR = layout.EXTRACTED
 
 class NoConceptsError(RuntimeError):
     """No seed yielded a parseable concept list, so there is no pool to build."""
-
-
-class TooManyErrors(RuntimeError):
-    """More engine calls failed than max_error_fraction allows."""
-
-
-def check_error_fraction(rows: pa.Table, limit: float, what: str) -> None:
-    """Fail the job when the share of `status == error` rows exceeds `limit`."""
-    errors = pc.sum(pc.equal(rows[R.STATUS], R.STATUS_ERROR)).as_py() or 0
-    if rows.num_rows and errors / rows.num_rows > limit:
-        raise TooManyErrors(
-            f"{errors} of {rows.num_rows} {what} calls failed (max_error_fraction={limit}); "
-            "see the error column. Failed rows are retried when the job is run again."
-        )
 
 
 @dataclass

@@ -19,17 +19,16 @@ import pyarrow.compute as pc
 
 from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
+from promptcot_ray.catalog import ACCEPTED, dataset_files
 from promptcot_ray.config import ConfigError, config_hash, config_to_yaml
 from promptcot_ray.distill.config import DistillConfig
 from promptcot_ray.distill.labeling import LabelProblem
+from promptcot_ray.error_budget import TooManyErrors, check_error_fraction
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import HELPER_CPUS, run_llm_stage
 from promptcot_ray.model_paths import with_run_models
-from promptcot_ray.quality.job import accepted_files
-from promptcot_ray.quality.outputs import KEPT_DIR
 from promptcot_ray.resume import finished_rows, without_written
-from promptcot_ray.solving import (
+from promptcot_ray.solve.stage import (
     BuildSolveRequest,
     CollectSolution,
     SettleSolution,
@@ -81,13 +80,13 @@ def load_problems(cfg: DistillConfig, run: RunDir) -> pa.Table:
         if R.ID not in table.schema.names:  # a user's file: ids from the text
             ids = [R.make_id("problem", p) for p in table.column("problem").to_pylist()]
             table = table.append_column(R.ID, pa.array(ids, pa.string()))
-    elif run.is_complete(KEPT_DIR):
-        table = run.read_table(KEPT_DIR, columns=[R.ID, "problem"])
+    elif run.is_complete(layout.PROBLEMS):
+        table = run.read_table(layout.PROBLEMS, columns=[R.ID, "problem"])
     else:
-        files = accepted_files(run)
+        files = dataset_files(run, ACCEPTED)
         if not files:
             raise NoProblems(
-                f"no problems in {run.uri_of(KEPT_DIR)} (quality job) nor any accepted rows "
+                f"no problems in {run.uri_of(layout.PROBLEMS)} (quality job) nor any accepted rows "
                 f"under {run.uri_of('synthesis')}; run synthesize first or set problems: FILE"
             )
         table = pa.concat_tables([run.read_parquet_file(f, [R.ID, "problem"]) for f in files])

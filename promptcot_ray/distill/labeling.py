@@ -14,9 +14,9 @@ import pyarrow as pa
 
 from promptcot_ray import records as R
 from promptcot_ray.distill.labels import majority_label, rejection
-from promptcot_ray.distill.solutions import full_solution
 from promptcot_ray.prompts import solve as solve_prompt
 from promptcot_ray.resume import finished_rows
+from promptcot_ray.solve.solutions import full_solution
 from promptcot_ray.table_schemas import LABEL_SCHEMA, SFT_SCHEMA
 
 STAGE_LABEL = "pseudo_label"
@@ -51,7 +51,7 @@ class LabelProblem:
         timeout_s: float,
         min_valid: int = 1,
     ) -> None:
-        from promptcot_ray.evaluate.grading import GradingPool
+        from promptcot_ray.solve.grading import GradingPool
 
         self.min_confidence, self.select, self.instruction = min_confidence, select, instruction
         self.min_valid = min_valid

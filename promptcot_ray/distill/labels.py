@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from promptcot_ray.evaluate.grading import Grade
+from promptcot_ray.solve.grading import Grade
 
 # reasons a problem gets no label (ledger keys of the distill job)
 REASON_NO_VALID_SOLUTION = "no_valid_solution"

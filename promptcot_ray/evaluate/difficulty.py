@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
-from promptcot_ray.distill.solutions import THINK_CLOSE, THINK_OPEN
+from promptcot_ray.solve.solutions import THINK_CLOSE, THINK_OPEN
 from promptcot_ray.storage import RunDir
 
 STAGE_SOLVER = "difficulty_solve"

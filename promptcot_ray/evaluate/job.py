@@ -20,15 +20,15 @@ import pyarrow.compute as pc
 
 from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
 from promptcot_ray.config import LLMConfig, config_hash, config_to_yaml
+from promptcot_ray.error_budget import TooManyErrors, check_error_fraction
 from promptcot_ray.evaluate.config import EvaluateConfig
 from promptcot_ray.evaluate.sets import load_set
 from promptcot_ray.evaluate.summary import summarize
 from promptcot_ray.llm_stage import HELPER_CPUS, run_llm_stage
 from promptcot_ray.model_paths import FINAL_MODEL, with_run_models
 from promptcot_ray.resume import finished_of, without_written
-from promptcot_ray.solving import (
+from promptcot_ray.solve.stage import (
     BuildSolveRequest,
     CollectSolution,
     SettleSolution,
@@ -89,7 +89,7 @@ class GradeBatch:
     """map_batches callable: add `correct` and `grade_status` (one process pool per actor)."""
 
     def __init__(self, timeout_s: float) -> None:
-        from promptcot_ray.evaluate.grading import GradingPool
+        from promptcot_ray.solve.grading import GradingPool
 
         self.pool = GradingPool(processes=1, timeout_s=timeout_s)
 

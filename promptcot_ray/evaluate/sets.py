@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from promptcot_ray import records as R
 from promptcot_ray.config import ConfigError, StorageConfig
 from promptcot_ray.evaluate.config import EvalSet
-from promptcot_ray.evaluate.grading import extract_boxed
+from promptcot_ray.solve.grading import extract_boxed
 from promptcot_ray.sources import read_hf, read_rows
 from promptcot_ray.storage import RunDir
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from promptcot_ray.evaluate.grading import GRADE_NO_ANSWER, GRADE_TIMEOUT, GRADE_UNPARSED
+from promptcot_ray.solve.grading import GRADE_NO_ANSWER, GRADE_TIMEOUT, GRADE_UNPARSED
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

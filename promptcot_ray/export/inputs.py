@@ -17,9 +17,8 @@ import pyarrow.dataset as pads
 
 from promptcot_ray import layout
 from promptcot_ray import records as R
+from promptcot_ray.catalog import ACCEPTED, dataset_files
 from promptcot_ray.distill.job import LABELS_DIR, SFT_DIR, SOLUTIONS_DIR
-from promptcot_ray.quality.job import accepted_files
-from promptcot_ray.quality.outputs import KEPT_DIR
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
@@ -73,18 +72,20 @@ def distinct_ids(table: pa.Table, column: str = R.ID) -> pa.Table:
 
 def final_problems(run: RunDir) -> FinalProblems:
     """problems/ when the quality job completed, else all rounds' accepted rows."""
-    if run.is_complete(KEPT_DIR):
-        table = read_folder(run, KEPT_DIR)
-        source, folder = SOURCE_PROBLEMS, KEPT_DIR
+    if run.is_complete(layout.PROBLEMS):
+        table = read_folder(run, layout.PROBLEMS)
+        source, folder = SOURCE_PROBLEMS, layout.PROBLEMS
     else:
-        files = accepted_files(run)
+        files = dataset_files(run, ACCEPTED)
         table = read_files(run, files) if files else None
         source, folder = SOURCE_ACCEPTED, layout.ACCEPTED_GLOB
         if table is not None:
-            logger.info("%s is not complete: exporting every round's accepted rows", KEPT_DIR)
+            logger.info(
+                "%s is not complete: exporting every round's accepted rows", layout.PROBLEMS
+            )
     if table is None or not table.num_rows:
         raise ExportError(
-            f"no final problems in {run.uri}: neither a complete {KEPT_DIR}/ (quality job) "
+            f"no final problems in {run.uri}: neither a complete {layout.PROBLEMS}/ (quality job) "
             "nor accepted rows under synthesis/round-*/accepted (synthesize job)"
         )
     return FinalProblems(distinct_ids(table), source, folder)

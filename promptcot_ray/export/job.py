@@ -82,7 +82,7 @@ def build(run: RunDir, fmt: str, data_source: str, final: FinalProblems) -> pa.T
 
 def _pairs(run: RunDir, labelled: pa.Table, instruction: str) -> pa.Table:
     """Pick the pairs on the small columns, then read only the picked rows' texts."""
-    from promptcot_ray.evaluate.grading import DEFAULT_TIMEOUT_S, GradingPool
+    from promptcot_ray.solve.grading import DEFAULT_TIMEOUT_S, GradingPool
 
     pool = GradingPool(processes=1, timeout_s=DEFAULT_TIMEOUT_S)
     try:

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
-from promptcot_ray.distill.solutions import THINK_OPEN
-from promptcot_ray.evaluate.grading import GRADE_OK, GradingPool
 from promptcot_ray.export.rows import match, messages, solve_text
+from promptcot_ray.solve.grading import GRADE_OK, GradingPool
+from promptcot_ray.solve.solutions import THINK_OPEN
 
 
 def first_per_key(table: pa.Table, key: str, order: list[tuple[str, str]]) -> pa.Table:

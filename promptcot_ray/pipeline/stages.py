@@ -16,7 +16,6 @@ from promptcot_ray.config import ConfigError, config_hash
 from promptcot_ray.model_paths import export_dir
 from promptcot_ray.pipeline import generator_data
 from promptcot_ray.pipeline.config import PipelineConfig
-from promptcot_ray.quality.outputs import KEPT_DIR
 from promptcot_ray.storage import RunDir
 
 REPORT_INDEX = layout.REPORT_INDEX
@@ -103,7 +102,7 @@ def build_stages(cfg: PipelineConfig) -> list[Stage]:
         stages.append(job(f"synthesize-{k}", "synthesize", config, layout.round_dir(k), k))
     gated = {"rounds": [cfg.rounds - 1]} if cfg.distill_rounds == "last" else {}
     quality = cfg.quality.load("quality", {**shared, **gated})
-    stages.append(job("quality", "quality", quality, KEPT_DIR))
+    stages.append(job("quality", "quality", quality, layout.PROBLEMS))
     stages.append(job("distill", "distill", cfg.distill.load("distill", shared), layout.DISTILL))
     student_data = {"data.source": layout.DISTILL_SFT}
     stages.append(train("train_student", cfg.student_name, student_data, None))

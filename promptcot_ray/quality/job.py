@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from promptcot_ray import layout, stage_marker
+from promptcot_ray import catalog, layout, stage_marker
 from promptcot_ray import records as R
 from promptcot_ray.config import QualityConfig, config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
@@ -68,15 +68,8 @@ class QualitySummary:
 
 
 def accepted_files(run: RunDir, only: tuple[int, ...] | None = None) -> list[str]:
-    """Every accepted Parquet file of every round (or of the rounds `only` names):
-    synthesis/round-<k>/accepted/*.parquet.
-
-    One listing per round's accepted/ folder (a few keys each, compacted), not a listing of
-    every results, drafts and judgements object under synthesis/.
-    """
-    found = (layout.round_index(d) for d in run.list_dirs(layout.SYNTHESIS))
-    rounds = sorted(k for k in found if k is not None and (only is None or k in only))
-    return [f for k in rounds for f in run.list_files(layout.round_part(k, "accepted"), ".parquet")]
+    """Every accepted Parquet file of every round (or of the rounds `only` names)."""
+    return catalog.dataset_files(run, catalog.ACCEPTED, only)
 
 
 def _collect(ds) -> pa.Table | None:

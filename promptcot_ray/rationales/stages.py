@@ -18,7 +18,6 @@ from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, sampling_params
 from promptcot_ray.parsing import parse_rationale
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.prompts import rationale as rationale_prompt
-from promptcot_ray.synthesis.stages import derive_seed
 from promptcot_ray.table_schemas import RATIONALE_SCHEMA
 
 _WORD_RE = re.compile(r"\w+")
@@ -52,7 +51,7 @@ class BuildRationaleRequest:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         sample = int(row.get("sample_index") or 0)
-        seed = derive_seed(self.llm.seed, f"{row['extraction_id']}:{sample}")
+        seed = R.derive_seed(self.llm.seed, f"{row['extraction_id']}:{sample}")
         rid = R.make_id(
             "rationale",
             row["extraction_id"],

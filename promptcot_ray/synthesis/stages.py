@@ -39,11 +39,6 @@ def judge_columns(num_judges: int) -> tuple[str, ...]:
     return tuple(judge_column(i, f) for i in range(num_judges) for f in JUDGE_FIELDS)
 
 
-def derive_seed(base_seed: int, row_id: str) -> int:
-    """Per-row sampling seed: stable for a row id, distinct across rows (31 bits for vLLM)."""
-    return int(R.make_id("seed", base_seed, row_id)[:8], 16) & 0x7FFFFFFF
-
-
 def _carry(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
     return {c: row.get(c) for c in columns}
 
@@ -64,7 +59,7 @@ class BuildGenerationRequest:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         concepts = [str(c) for c in row["concepts"]]
-        seed = derive_seed(self.llm.seed, row["combination_id"])
+        seed = R.derive_seed(self.llm.seed, row["combination_id"])
         version = generator_prompt.version(self.prompt_format)
         draft_id = R.make_id("draft", row["combination_id"], self.llm.model, version, seed, 0)
         prompt = generator_prompt.build_generator_prompt(concepts, row["level"], self.prompt_format)
@@ -149,7 +144,7 @@ class BuildJudgeRequest:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         col = self._col
         # The judge index enters seed and id: two judges may share one model and config.
-        seed = derive_seed(self.llm.seed, f"{row['draft_id']}:judge-{self.index}")
+        seed = R.derive_seed(self.llm.seed, f"{row['draft_id']}:judge-{self.index}")
         version = judge_prompt.version(self.reply_format)
         out = {k: v for k, v in row.items() if k not in ("messages", "sampling_params")}
         out[col("id")] = R.make_id(

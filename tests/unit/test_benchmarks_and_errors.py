@@ -10,17 +10,17 @@ import pytest
 
 from promptcot_ray.config import DEFAULT_BENCHMARKS, StorageConfig
 from promptcot_ray.evaluate.config import DEFAULT_EVAL_SETS
-from promptcot_ray.evaluate.grading import (
+from promptcot_ray.evaluate.sets import load_set
+from promptcot_ray.quality.decontam import build_index, first_hits
+from promptcot_ray.quality.normalize import words
+from promptcot_ray.quality.references import load_benchmark
+from promptcot_ray.solve.grading import (
     GRADE_OK,
     GRADE_UNPARSED,
     GradingPool,
     extract_boxed,
     is_equivalent,
 )
-from promptcot_ray.evaluate.sets import load_set
-from promptcot_ray.quality.decontam import build_index, first_hits
-from promptcot_ray.quality.normalize import words
-from promptcot_ray.quality.references import load_benchmark
 from promptcot_ray.storage import RunDir
 
 # Two rows as HuggingFaceH4/MATH-500 holds them: the id is `unique_id`, there is no `id`.

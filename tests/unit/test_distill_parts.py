@@ -7,13 +7,13 @@ import statistics
 
 import pytest
 
-from promptcot_ray.distill import solutions as S
 from promptcot_ray.distill.labeling import choose
 from promptcot_ray.distill.labels import majority_label
-from promptcot_ray.evaluate.grading import GRADE_NO_ANSWER, GRADE_OK, GRADE_TIMEOUT, Grade
 from promptcot_ray.evaluate.sets import reference_answer
 from promptcot_ray.evaluate.summary import summarize
-from promptcot_ray.solving import final_answer
+from promptcot_ray.solve import solutions as S
+from promptcot_ray.solve.grading import GRADE_NO_ANSWER, GRADE_OK, GRADE_TIMEOUT, Grade
+from promptcot_ray.solve.stage import final_answer
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ def test_eval_folder_of_a_trained_model_is_its_name():
 
 def test_changed_sampling_settings_are_refused(tmp_path):
     from promptcot_ray.config import ConfigError, LLMConfig
-    from promptcot_ray.solving import check_generation_settings
+    from promptcot_ray.solve.stage import check_generation_settings
     from promptcot_ray.storage import RunDir
 
     run = RunDir(str(tmp_path))

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from promptcot_ray.evaluate.grading import (
+from promptcot_ray.solve.grading import (
     GRADE_NO_ANSWER,
     GRADE_OK,
     GRADE_TIMEOUT,

@@ -9,8 +9,8 @@ from promptcot_ray import records as R
 from promptcot_ray.distill import labels as L
 from promptcot_ray.distill.config import DistillConfig
 from promptcot_ray.distill.labeling import LabelProblem, choose
-from promptcot_ray.distill.solutions import REASON_NO_BOXED, REASON_TRUNCATED, check_solution
-from promptcot_ray.evaluate.grading import GRADE_OK, Grade
+from promptcot_ray.solve.grading import GRADE_OK, Grade
+from promptcot_ray.solve.solutions import REASON_NO_BOXED, REASON_TRUNCATED, check_solution
 from promptcot_ray.table_schemas import solution_schema
 
 TEACHER = {"model": "teacher", "device": "cpu"}

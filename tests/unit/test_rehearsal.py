@@ -14,14 +14,14 @@ import pytest
 from promptcot_ray import records as R
 from promptcot_ray.concepts.extract import BuildConceptRequest, CollectConcepts
 from promptcot_ray.config import GeneratorConfig, JudgeConfig, LLMConfig
-from promptcot_ray.distill.solutions import REASON_TRUNCATED
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, build_processor
 from promptcot_ray.llm.rehearsal import RehearsalProcessor, RehearseRows, reply_kind
 from promptcot_ray.llm.rehearsal_config import REHEARSAL_MODEL, RehearsalConfig
 from promptcot_ray.parsing import parse_judgement
 from promptcot_ray.parsing.judgement_json import parse_judgement_json
 from promptcot_ray.rationales.stages import BuildRationaleRequest, CollectRationale
-from promptcot_ray.solving import BuildSolveRequest, CollectSolution
+from promptcot_ray.solve.solutions import REASON_TRUNCATED
+from promptcot_ray.solve.stage import BuildSolveRequest, CollectSolution
 from promptcot_ray.synthesis import stages as S
 
 N = 2000

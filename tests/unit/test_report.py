@@ -35,7 +35,6 @@ from promptcot_ray.config import JudgeConfig, LLMConfig, StorageConfig, Synthesi
 from promptcot_ray.distill.job import LABELS_DIR, SOLUTIONS_DIR, STAGE_SOLVE
 from promptcot_ray.distill.labeling import LABEL_SCHEMA, STAGE_LABEL
 from promptcot_ray.distill.labels import REASON_LOW_CONFIDENCE
-from promptcot_ray.distill.solutions import REASON_NO_BOXED, REASON_TRUNCATED
 from promptcot_ray.evaluate.summary import summarize
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.quality.dedup import Decision
@@ -47,6 +46,7 @@ from promptcot_ray.quality.outputs import (
 )
 from promptcot_ray.report import build_report
 from promptcot_ray.report.job import NoRunDirectory
+from promptcot_ray.solve.solutions import REASON_NO_BOXED, REASON_TRUNCATED
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis.combinations import COMBINATION_SCHEMA
 from promptcot_ray.synthesis.job import ledger_records

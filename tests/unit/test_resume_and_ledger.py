@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from promptcot_ray import records as R
-from promptcot_ray.concepts.job import TooManyErrors, check_error_fraction
 from promptcot_ray.config import PoolConfig, StorageConfig
+from promptcot_ray.error_budget import TooManyErrors, check_error_fraction
 from promptcot_ray.ledger import StageRecord, append_records, read_ledger
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, _FromChatResponse
 from promptcot_ray.resume import finished_rows, without_written

@@ -21,7 +21,7 @@ from promptcot_ray.model_paths import with_run_models
 from promptcot_ray.pipeline.config import PipelineConfig
 from promptcot_ray.pipeline.job import listing
 from promptcot_ray.pipeline.stages import build_stages, invalidate, must_start_over, pending
-from promptcot_ray.solving import BuildSolveRequest
+from promptcot_ray.solve.stage import BuildSolveRequest
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis.stages import BuildGenerationRequest
 
@@ -196,7 +196,7 @@ def test_an_old_marker_without_a_hash_reruns_only_its_own_stage(tmp_path, monkey
 
 def test_samples_of_a_retrained_run_model_are_not_mixed_with_the_old_ones(tmp_path):
     from promptcot_ray.config import ConfigError
-    from promptcot_ray.solving import check_generation_settings
+    from promptcot_ray.solve.stage import check_generation_settings
 
     run = RunDir(str(tmp_path / "run"))
     run.write_json("models/student/final/_SUCCESS.json", {"steps": 10, "final_loss": 1.5})

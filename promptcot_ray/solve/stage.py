@@ -15,11 +15,10 @@ import pyarrow as pa
 
 from promptcot_ray import records as R
 from promptcot_ray.config import LLMConfig
-from promptcot_ray.distill.solutions import REASON_ERROR, THINK_CLOSE, check_solution
-from promptcot_ray.evaluate.grading import extract_boxed
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, finish_reason, sampling_params
 from promptcot_ray.prompts import solve as solve_prompt
-from promptcot_ray.synthesis.stages import derive_seed
+from promptcot_ray.solve.grading import extract_boxed
+from promptcot_ray.solve.solutions import REASON_ERROR, THINK_CLOSE, check_solution
 
 
 def check_generation_settings(run: Any, rel: str, llm: LLMConfig, instruction: str) -> None:
@@ -48,7 +47,7 @@ def check_generation_settings(run: Any, rel: str, llm: LLMConfig, instruction: s
 
 def solve_seed_and_id(llm: LLMConfig, stage: str, problem_id: str, sample: int) -> tuple:
     """(sampling seed, row id) of one sample: the same on the driver (resume) and in workers."""
-    seed = derive_seed(llm.seed, f"{problem_id}:{sample}")
+    seed = R.derive_seed(llm.seed, f"{problem_id}:{sample}")
     return seed, R.make_id(stage, problem_id, llm.model, solve_prompt.VERSION, seed, sample)
 
 

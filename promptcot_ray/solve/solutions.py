@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promptcot_ray.evaluate.grading import extract_boxed
+from promptcot_ray.solve.grading import extract_boxed
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
