@@ -7,19 +7,26 @@ Each size runs in its own process (its own local Ray, so the driver's peak RSS i
 and prints, per phase: seconds, ms per combination, driver peak RSS, and the objects
 written with their sizes; then the same round re-run when finished (the no-op) and re-run
 with its marker removed (nothing left to generate: combinations + resume + finalize again),
-side by side across sizes. Not a timed test: on a shared 2-core machine read the ratios.
+side by side across sizes. With --kill-at F the largest size is run once more, SIGKILLed
+when a fraction F of its results files are written, and resumed: the seconds the resumed
+run spends before its graph starts and before its first new results file, and whether its
+decided ids equal the uninterrupted run's. Not a timed test: on a shared 2-core machine
+read the ratios.
 
     .venv/bin/python benchmarks/scale.py                 # 2,000 and 20,000 combinations
     .venv/bin/python benchmarks/scale.py --sizes 2000    # one size
+    .venv/bin/python benchmarks/scale.py --sizes 2000 400000 --kill-at 0.5
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,17 +79,40 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def _config(n: int, run_dir: Path, block_rows: int):
+    from promptcot_ray.config import SynthesizeConfig, load_config
+    from promptcot_ray.rehearsal import rehearsed
+
+    sets = [f"storage.run_dir={run_dir}", "pool.source=run"]
+    sets += [f"combinations.num_combinations={n}", f"checkpoint_rows={block_rows}"]
+    return rehearsed(load_config(SynthesizeConfig, REPO / "jobs/configs/local.yaml", sets))
+
+
+def _results_files(run_dir: Path) -> int:
+    return len(list((run_dir / "synthesis/round-0/results").glob("*.parquet")))
+
+
+def _decided(run_dir: Path) -> dict:
+    """How many combinations accepted + rejected decided, how many distinct, and a digest of
+    the sorted ids (equal digests: the same combinations decided the same way)."""
+    from promptcot_ray.storage import RunDir
+
+    run, digest, ids = RunDir(str(run_dir)), hashlib.sha256(), []
+    for name in ("accepted", "rejected"):
+        column = run.read_table(f"synthesis/round-0/{name}", ["combination_id"])["combination_id"]
+        part = sorted(column.to_pylist())
+        digest.update(("\n".join(part) + f"\n{name}\n").encode())
+        ids += part
+    return {"decided": len(ids), "distinct": len(set(ids)), "digest": digest.hexdigest()[:16]}
+
+
 def one_size(n: int, run_dir: Path, num_cpus: int, block_rows: int) -> dict:
     """Run the round, then re-run it finished, then with its marker removed; return figures."""
     import ray
 
-    from promptcot_ray.config import SynthesizeConfig, load_config
-    from promptcot_ray.rehearsal import rehearsed
     from promptcot_ray.synthesis import job
 
-    sets = [f"storage.run_dir={run_dir}", "pool.source=run"]
-    sets += [f"combinations.num_combinations={n}", f"checkpoint_rows={block_rows}"]
-    cfg = rehearsed(load_config(SynthesizeConfig, REPO / "jobs/configs/local.yaml", sets))
+    cfg = _config(n, run_dir, block_rows)
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     seconds: dict[str, float] = defaultdict(float)
     _timed_phases(job, seconds)
@@ -113,7 +143,43 @@ def one_size(n: int, run_dir: Path, num_cpus: int, block_rows: int) -> dict:
         "accepted": c.accepted,
         "drafts": c.drafts,
         "duplicates": c.combinations - c.drafts,
+        **_decided(run_dir),
     }
+
+
+def resume_once(n: int, run_dir: Path, num_cpus: int, block_rows: int) -> dict:
+    """Run (or resume) the round once: the seconds until the graph starts and until the
+    first new results file, the total, and what was decided."""
+    import threading
+
+    import ray
+
+    from promptcot_ray.synthesis import job
+
+    cfg = _config(n, run_dir, block_rows)
+    before = _results_files(run_dir)
+    marks: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def watch() -> None:
+        while "first_file" not in marks and "total" not in marks:
+            if _results_files(run_dir) > before:
+                marks["first_file"] = time.perf_counter() - t0
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+    graph = job.write_rows
+
+    def write_rows(*args, **kwargs):
+        marks.setdefault("graph_start", time.perf_counter() - t0)
+        return graph(*args, **kwargs)
+
+    job.write_rows = write_rows
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    job.run(cfg)
+    marks["total"] = time.perf_counter() - t0
+    ray.shutdown()
+    return {**marks, "files_before": before, **_decided(run_dir)}
 
 
 def _pool_dir(concepts: int) -> Path:
@@ -167,11 +233,16 @@ def main() -> None:
     parser.add_argument("--concepts", type=int, default=15_500)
     parser.add_argument("--num-cpus", type=int, default=8, help="logical CPUs for local Ray")
     parser.add_argument("--block-rows", type=int, default=256, help="checkpoint_rows (400k's)")
+    parser.add_argument(
+        "--kill-at", type=float, help="SIGKILL the largest size at this fraction, then resume"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--resume-once", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process: one size, JSON on the last line
-        result = one_size(args.one, Path(args.run_dir), args.num_cpus, args.block_rows)
+        fn = resume_once if args.resume_once else one_size
+        result = fn(args.one, Path(args.run_dir), args.num_cpus, args.block_rows)
         print(json.dumps(result))
         return
     t0 = time.perf_counter()
@@ -190,8 +261,65 @@ def main() -> None:
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         shutil.rmtree(run_dir, ignore_errors=True)
         print(f"{n:,} combinations: {results[-1]['first']['total']:.1f} s", flush=True)
+    if args.kill_at:
+        kill = _kill_and_resume(results[-1], args, pool_dir, env)
     shutil.rmtree(pool_dir, ignore_errors=True)
     _print(results)
+    if args.kill_at:
+        _print_kill(results[-1], kill, args.kill_at)
+
+
+def _child(args, n: int, run_dir: Path) -> list[str]:
+    cmd = [sys.executable, __file__, "--one", str(n), "--run-dir", str(run_dir), "--resume-once"]
+    return cmd + ["--num-cpus", str(args.num_cpus), "--block-rows", str(args.block_rows)]
+
+
+def _kill_and_resume(reference: dict, args, pool_dir: Path, env: dict) -> dict:
+    """The largest size again: SIGKILLed (driver and its local Ray) at the fraction, resumed."""
+    n = reference["n"]
+    run_dir = Path(tempfile.mkdtemp(prefix=f"scale-kill-{n}-"))
+    shutil.copytree(pool_dir / "concepts", run_dir / "concepts")
+    at = max(1, int(args.kill_at * reference["objects"]["results"][0]))
+    t0 = time.perf_counter()
+    # its own session: the kill takes the driver and the Ray processes it started
+    proc = subprocess.Popen(_child(args, n, run_dir), env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    while proc.poll() is None and _results_files(run_dir) < at:
+        time.sleep(0.2)
+    if proc.poll() is not None:
+        sys.exit(f"the run to kill ended first (rc {proc.returncode})")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = time.perf_counter() - t0
+    files = _results_files(run_dir)
+    done = subprocess.run(_child(args, n, run_dir), env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"the resumed run failed:\n{done.stderr[-4000:]}")
+    resumed = json.loads(done.stdout.strip().splitlines()[-1])
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return {"killed_after_s": killed_at, "files_at_kill": files, **resumed}
+
+
+def _print_kill(reference: dict, kill: dict, fraction: float) -> None:
+    n = reference["n"]
+    print(f"\nSIGKILL at {fraction:.0%} of the results files, then resumed ({n:,} combinations)")
+    rows = [
+        ("killed after (s)", f"{kill['killed_after_s']:.1f}"),
+        (
+            "results files at the kill / uninterrupted",
+            f"{kill['files_at_kill']} / {reference['objects']['results'][0]}",
+        ),
+        ("resumed: seconds before the graph starts", f"{kill['graph_start']:.2f}"),
+        ("resumed: seconds to its first new results file", f"{kill.get('first_file', 0):.2f}"),
+        ("resumed: total seconds", f"{kill['total']:.1f}"),
+        ("decided / distinct combinations", f"{kill['decided']:,} / {kill['distinct']:,}"),
+        (
+            "ids equal the uninterrupted run's",
+            str(kill["digest"] == reference["digest"] and kill["decided"] == reference["decided"]),
+        ),
+    ]
+    for label, value in rows:
+        print(f"{label:<50}{value:>16}")
 
 
 if __name__ == "__main__":
