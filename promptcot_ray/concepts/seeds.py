@@ -7,7 +7,6 @@ text. Nothing is dropped silently.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 import unicodedata
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 from promptcot_ray import records as R
 from promptcot_ray.config import ConfigError, SeedSource, StorageConfig
 from promptcot_ray.levels import match_level
+from promptcot_ray.sources import jsonl_rows
 from promptcot_ray.storage import RunDir
 from promptcot_ray.table_schemas import SEEDS_SCHEMA
 
@@ -32,21 +32,6 @@ def normalize_problem(text: str) -> str:
 
 def seed_id(problem: str) -> str:
     return R.make_id("seed", normalize_problem(problem))
-
-
-def _read_jsonl(folder: RunDir, name: str) -> list[dict[str, Any] | str]:
-    """Rows of a JSONL file; a line that is not a JSON object is kept as its error text."""
-    rows: list[dict[str, Any] | str] = []
-    for number, line in enumerate(folder.read_text(name).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            rows.append(f"line {number}: JSONDecodeError: {exc}")
-            continue
-        rows.append(obj if isinstance(obj, dict) else f"line {number}: not a JSON object")
-    return rows
 
 
 def read_seed_rows(src: SeedSource, storage: StorageConfig) -> list[dict[str, Any] | str]:
@@ -77,7 +62,7 @@ def _raw_seed_rows(src: SeedSource, storage: StorageConfig) -> list[dict[str, An
     if not folder.exists(name):
         raise ConfigError(f"seeds.path: not found: {path}")
     if name.endswith((".jsonl", ".json")):
-        return _read_jsonl(folder, name)
+        return jsonl_rows(folder, name)  # bad lines become counted rejections
     if name.endswith(".parquet"):
         return pq.read_table(folder.path(name), filesystem=folder.fs).to_pylist()
     table = folder.read_table(name)  # a folder of Parquet files

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 from typing import Any
@@ -14,7 +13,7 @@ from promptcot_ray import layout
 from promptcot_ray import records as R
 from promptcot_ray.config import BenchmarkSource, ConfigError, StorageConfig
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, Reference, benchmark_source
-from promptcot_ray.sources import read_hf
+from promptcot_ray.sources import read_hf, strict_jsonl_rows
 from promptcot_ray.storage import RunDir
 
 logger = logging.getLogger(__name__)
@@ -29,14 +28,7 @@ def _read_file(path: str, storage: StorageConfig) -> list[dict[str, Any]]:
         raise ConfigError(f"benchmarks: file not found: {path}")
     if name.endswith(".parquet"):
         return pq.read_table(folder.path(name), filesystem=folder.fs).to_pylist()
-    rows = []
-    for number, line in enumerate(folder.read_text(name).splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"benchmarks: {path} line {number}: {exc}") from None
-    return rows
+    return strict_jsonl_rows(folder, name, "benchmarks")
 
 
 def load_benchmark(src: BenchmarkSource, storage: StorageConfig) -> list[Reference]:

@@ -214,6 +214,22 @@ def test_read_rows_from_files_folders_and_the_run_dir(tmp_path):
         read_rows("missing", _storage(), run, "data.source")
 
 
+def test_a_folder_of_parquet_and_jsonl_files_is_read_whole_and_a_bad_line_is_named(tmp_path):
+    import pyarrow as pa
+
+    run = RunDir(str(tmp_path / "run"))
+    for i in range(12):  # Parquet files read as one dataset, JSONL files on a thread pool
+        run.write_table(f"mixed/p-{i:02d}.parquet", pa.table({"prompt": [f"p{i}"], "n": [i]}))
+        run.write_text(f"mixed/j-{i:02d}.jsonl", f'{{"prompt": "j{i}"}}\n{{"prompt": "k{i}"}}\n')
+    table = read_rows("mixed", _storage(), run, "data.source")
+    assert table.num_rows == 36
+    expected = {f"p{i}" for i in range(12)} | {f"{c}{i}" for c in "jk" for i in range(12)}
+    assert set(table.column("prompt").to_pylist()) == expected
+    run.write_text("mixed/j-05.jsonl", '{"prompt": "j5"}\n[1, 2]\n')
+    with pytest.raises(ConfigError, match=r"data\.source: .*j-05\.jsonl line 2: not a JSON object"):
+        read_rows("mixed", _storage(), run, "data.source")
+
+
 def _storage():
     from promptcot_ray.config import StorageConfig
 
