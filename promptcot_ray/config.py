@@ -72,6 +72,20 @@ class StorageConfig(_Frozen):
         return os.path.abspath(value)
 
 
+class ActorPools(_Frozen):
+    """Most actors of each CPU actor pool (each actor a process on one CPU slot). Not part of
+    a config's hash: they change how fast a job runs, not what it writes. Raise them on a
+    cluster with a CPU worker group; the defaults suit a laptop."""
+
+    grading: int = Field(
+        2, ge=1, description="evaluate's math-verify grading and reasoning-length actors."
+    )
+    labelling: int = Field(
+        2, ge=1, description="distill's per-problem labelling actors (math-verify votes)."
+    )
+    tokenising: int = Field(4, ge=1, description="The train job's tokeniser actors.")
+
+
 class RayConfig(_Frozen):
     address: str | None = Field(
         None,
@@ -95,6 +109,10 @@ class RayConfig(_Frozen):
         description="On an autoscaling cluster, how long a job waits for a node that can host "
         "each engine pool and worker group before it fails naming the pool (a fixed cluster "
         "that cannot host one fails at once).",
+    )
+    actor_pools: ActorPools = Field(
+        default_factory=ActorPools,
+        description="Most actors of the CPU pools: grading, labelling, tokenising.",
     )
 
 

@@ -154,7 +154,7 @@ def label(cfg: DistillConfig, run: RunDir, ids: pa.Array) -> Any:
                 "timeout_s": cfg.grading_timeout_s,
             },
             batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.ray.actor_pools.labelling),
             num_cpus=HELPER_CPUS,
         )
         .materialize()

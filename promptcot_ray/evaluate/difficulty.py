@@ -61,8 +61,11 @@ class CountReasoning:
         return batch.append_column(REASONING_COLUMN, pa.array(counts, pa.int64()))
 
 
-def mean_reasoning_tokens(run: RunDir, rel: str, llm: Any, storage: Any, ids: pa.Array) -> dict:
-    """Per set, the mean think-block tokens of the finished generations `ids` under `rel`."""
+def mean_reasoning_tokens(
+    run: RunDir, rel: str, llm: Any, storage: Any, ids: pa.Array, actors: int = 2
+) -> dict:
+    """Per set, the mean think-block tokens of the finished generations `ids` under `rel`
+    (tokenised on a pool of at most `actors`)."""
     import ray
 
     from promptcot_ray.llm_stage import HELPER_CPUS
@@ -79,7 +82,7 @@ def mean_reasoning_tokens(run: RunDir, rel: str, llm: Any, storage: Any, ids: pa
         CountReasoning,
         fn_constructor_args=(llm.source, storage),
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
         num_cpus=HELPER_CPUS,
     )
     means = counted.groupby("benchmark").mean(REASONING_COLUMN).take_all()
@@ -122,7 +125,8 @@ def measure(cfg: Any, run: RunDir, items: pa.Table, base: str, benchmarks: dict)
     if ids is None:
         samples = job.expand_samples(items, cfg.runs, cfg.model, job.STAGE_EVAL)
         ids = samples.column(R.ID).combine_chunks()
-    tokens = mean_reasoning_tokens(run, rel, reasoner, cfg.storage, ids)
+    pools = cfg.ray.actor_pools
+    tokens = mean_reasoning_tokens(run, rel, reasoner, cfg.storage, ids, pools.grading)
     solver = (cfg.solver or cfg.model).model
     return {
         k: {

@@ -150,7 +150,7 @@ def grade(cfg: EvaluateConfig, run: RunDir, generations: str, samples: str) -> N
         fn_constructor_kwargs={"timeout_s": cfg.grading_timeout_s},
         batch_format="pyarrow",
         batch_size=256,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.ray.actor_pools.grading),
         num_cpus=HELPER_CPUS,
     )
     run.delete_dir(samples)

@@ -89,6 +89,6 @@ def tokenized(rows: pa.Table, model_uri: str, cfg: TrainConfig, outcomes_only: b
         },
         batch_size=BATCH_ROWS,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=4),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.ray.actor_pools.tokenising),
         num_cpus=HELPER_CPUS,
     )

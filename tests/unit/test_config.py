@@ -158,3 +158,15 @@ def test_a_relative_local_run_dir_is_taken_from_the_working_directory(tmp_path, 
     assert StorageConfig(run_dir="runs/x").run_dir == str(tmp_path / "runs" / "x")
     assert StorageConfig(run_dir="s3://bucket/runs/x").run_dir == "s3://bucket/runs/x"
     assert StorageConfig(run_dir="/abs/run").run_dir == "/abs/run"
+
+
+def test_actor_pool_sizes_are_set_in_config_and_leave_the_hash_alone():
+    cfg = load_config(SynthesizeConfig, LOCAL)
+    assert cfg.ray.actor_pools.labelling == 2 and cfg.ray.actor_pools.tokenising == 4
+    sets = ["ray.actor_pools.labelling=16", "ray.actor_pools.grading=8"]
+    bigger = load_config(SynthesizeConfig, LOCAL, sets)
+    assert (bigger.ray.actor_pools.labelling, bigger.ray.actor_pools.grading) == (16, 8)
+    # how fast a job runs, not what it writes: a finished stage is not re-run for it
+    assert config_hash(bigger) == config_hash(cfg)
+    with pytest.raises(ConfigError, match="ray.actor_pools.tokenising"):
+        load_config(SynthesizeConfig, LOCAL, ["ray.actor_pools.tokenising=0"])
