@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from promptcot_ray.cli_errors import fail as _fail
+from promptcot_ray.cli_help import reflow_commands
 from promptcot_ray.config import ConfigError, load_config
 from promptcot_ray.errors import Interrupted, UserError
 
@@ -462,6 +463,7 @@ def _register_datasets_command() -> None:
 
 
 _register_datasets_command()
+reflow_commands(app)
 
 if __name__ == "__main__":
     app()

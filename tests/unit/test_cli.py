@@ -63,3 +63,37 @@ def test_show_config_prints_resolved_yaml():
     assert "judge_b" in result.output
     bad = runner.invoke(app, ["show-config", "nojob"])
     assert bad.exit_code == 2 and "unknown job" in bad.output
+
+
+def test_help_paragraphs_reflow_and_lists_and_examples_keep_their_lines():
+    from promptcot_ray.cli_help import reflow
+
+    text = """First line.
+
+    A paragraph written at one width
+    and continued here.
+
+    - an item
+      that wraps
+    - another item
+    1. numbered
+
+        promptcot-ray plan jobs/configs/400k/*.yaml
+    """
+    assert reflow(text) == (
+        "First line.\n\nA paragraph written at one width and continued here.\n\n"
+        "- an item that wraps\n- another item\n1. numbered\n\n"
+        "    promptcot-ray plan jobs/configs/400k/*.yaml"
+    )
+
+
+def test_command_help_at_80_columns_breaks_only_where_the_terminal_ends(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("TERMINAL_WIDTH", "80")
+    result = runner.invoke(app, ["plan", "--help"])
+    assert result.exit_code == 0
+    lines = [line.strip() for line in result.output.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("Sizes every stage"))
+    end = next(i for i, line in enumerate(lines) if line.endswith("no model."))
+    # a line cut at the docstring's own line ends leaves a stub such as "(combinations ="
+    assert end - start >= 3 and all(len(line) > 60 for line in lines[start:end]), lines
