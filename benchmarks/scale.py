@@ -1,4 +1,4 @@
-"""Synthesize at 2k and 20k combinations with the rehearsal engine: where the time goes.
+"""Synthesize at 2k to 400k combinations with the rehearsal engine: where the time goes.
 
 Every engine call is the instant rehearsal stand-in (`engine: rehearsal`); everything else
 is the real synthesize job (sampling tasks, the Ray Data graph with its stages and sink,
@@ -10,23 +10,27 @@ with its marker removed (nothing left to generate: combinations + resume + final
 side by side across sizes. With --kill-at F the largest size is run once more, SIGKILLed
 when a fraction F of its results files are written, and resumed: the seconds the resumed
 run spends before its graph starts and before its first new results file, and whether its
-decided ids equal the uninterrupted run's. Not a timed test: on a shared 2-core machine
-read the ratios.
+decided ids equal the uninterrupted run's. With --s3-size N one more size runs on a moto
+S3 server on 127.0.0.1 (real HTTP; no network latency). Not a timed test: on a shared
+2-core machine read the ratios.
 
     .venv/bin/python benchmarks/scale.py                 # 2,000 and 20,000 combinations
     .venv/bin/python benchmarks/scale.py --sizes 2000    # one size
     .venv/bin/python benchmarks/scale.py --sizes 2000 400000 --kill-at 0.5
+    .venv/bin/python benchmarks/scale.py --sizes 2000 --s3-size 100000  # + moto S3 on 127.0.0.1
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,15 +67,23 @@ def _timed_phases(job, seconds: dict[str, float]) -> None:
         setattr(job, name, timed)
 
 
-def _objects(root: Path) -> dict[str, list[int]]:
-    """[count, bytes] of the files in each folder of the round (and the run's top files)."""
+def _objects(uri: str) -> dict[str, list[int]]:
+    """[count, bytes] of the files in each folder of the round (and the run's top files),
+    from one recursive listing (local disk or S3)."""
+    import pyarrow.fs as pafs
+
+    from promptcot_ray.storage import RunDir
+
+    run = RunDir(uri)
+    base = run.path().rstrip("/") + "/"
+    selector = pafs.FileSelector(run.path(), recursive=True)
     out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for path in root.rglob("*"):
-        if path.is_file():
-            rel = path.relative_to(root).parts
+    for info in run.fs.get_file_info(selector):
+        if info.type == pafs.FileType.File:
+            rel = tuple(info.path[len(base) :].split("/"))
             key = rel[2] if rel[:1] == ("synthesis",) and len(rel) > 3 else "/".join(rel[:-1])
             out[key or "."][0] += 1
-            out[key or "."][1] += path.stat().st_size
+            out[key or "."][1] += info.size
     return dict(out)
 
 
@@ -79,7 +91,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _config(n: int, run_dir: Path, block_rows: int):
+def _config(n: int, run_dir: str, block_rows: int):
     from promptcot_ray.config import SynthesizeConfig, load_config
     from promptcot_ray.rehearsal import rehearsed
 
@@ -88,16 +100,16 @@ def _config(n: int, run_dir: Path, block_rows: int):
     return rehearsed(load_config(SynthesizeConfig, REPO / "jobs/configs/local.yaml", sets))
 
 
-def _results_files(run_dir: Path) -> int:
-    return len(list((run_dir / "synthesis/round-0/results").glob("*.parquet")))
+def _results_files(run_dir: str | Path) -> int:  # local run directories only
+    return len(list(Path(run_dir, "synthesis/round-0/results").glob("*.parquet")))
 
 
-def _decided(run_dir: Path) -> dict:
+def _decided(run_dir: str) -> dict:
     """How many combinations accepted + rejected decided, how many distinct, and a digest of
     the sorted ids (equal digests: the same combinations decided the same way)."""
     from promptcot_ray.storage import RunDir
 
-    run, digest, ids = RunDir(str(run_dir)), hashlib.sha256(), []
+    run, digest, ids = RunDir(run_dir), hashlib.sha256(), []
     for name in ("accepted", "rejected"):
         column = run.read_table(f"synthesis/round-0/{name}", ["combination_id"])["combination_id"]
         part = sorted(column.to_pylist())
@@ -106,7 +118,7 @@ def _decided(run_dir: Path) -> dict:
     return {"decided": len(ids), "distinct": len(set(ids)), "digest": digest.hexdigest()[:16]}
 
 
-def one_size(n: int, run_dir: Path, num_cpus: int, block_rows: int) -> dict:
+def one_size(n: int, run_dir: str, num_cpus: int, block_rows: int) -> dict:
     """Run the round, then re-run it finished, then with its marker removed; return figures."""
     import ray
 
@@ -125,7 +137,9 @@ def one_size(n: int, run_dir: Path, num_cpus: int, block_rows: int) -> dict:
     t0 = time.perf_counter()
     job.run(cfg)  # finished round: the marker alone
     noop = time.perf_counter() - t0
-    (run_dir / "synthesis/round-0/_SUCCESS.json").unlink()
+    from promptcot_ray.storage import RunDir
+
+    RunDir(run_dir).delete_file("synthesis/round-0/_SUCCESS.json")
     seconds.clear()
     t0 = time.perf_counter()
     job.run(cfg)  # nothing to generate: sampling read back, resume, finalize again
@@ -147,7 +161,7 @@ def one_size(n: int, run_dir: Path, num_cpus: int, block_rows: int) -> dict:
     }
 
 
-def resume_once(n: int, run_dir: Path, num_cpus: int, block_rows: int) -> dict:
+def resume_once(n: int, run_dir: str, num_cpus: int, block_rows: int) -> dict:
     """Run (or resume) the round once: the seconds until the graph starts and until the
     first new results file, the total, and what was decided."""
     import threading
@@ -196,17 +210,21 @@ def _pool_dir(concepts: int) -> Path:
     return base
 
 
+def _label(result: dict) -> str:
+    return f"{result['n']:,}" + (" S3" if result.get("s3") else "")
+
+
 def _print(results: list[dict]) -> None:
-    sizes = [r["n"] for r in results]
-    head = "".join(f"{n:>12,}" for n in sizes)
+    head = "".join(f"{_label(r):>12}" for r in results)
     print(f"\n{'phase (seconds)':<50}{head}")
     for phase in (*PHASES, "rest", "total"):
         row = "".join(f"{r['first'].get(phase, 0.0):>12.2f}" for r in results)
         print(f"{LABELS.get(phase, phase):<50}{row}")
     print(f"{'ms per combination':<50}" + "".join(
         f"{1000 * r['first']['total'] / r['n']:>12.2f}" for r in results))  # fmt: skip
-    if len(results) > 1:
-        a, b = results[0], results[-1]
+    local = [r for r in results if not r.get("s3")]
+    if len(local) > 1:
+        a, b = local[0], local[-1]
         marginal = 1000 * (b["first"]["total"] - a["first"]["total"]) / (b["n"] - a["n"])
         print(f"{'marginal ms per combination (first -> last size)':<50}{marginal:>12.2f}")
     print(f"{'driver peak RSS, MB':<50}" + "".join(f"{r['rss_mb']:>12.0f}" for r in results))
@@ -236,13 +254,16 @@ def main() -> None:
     parser.add_argument(
         "--kill-at", type=float, help="SIGKILL the largest size at this fraction, then resume"
     )
+    parser.add_argument(
+        "--s3-size", type=int, help="also run this size on a moto S3 server on 127.0.0.1"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--resume-once", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:  # child process: one size, JSON on the last line
         fn = resume_once if args.resume_once else one_size
-        result = fn(args.one, Path(args.run_dir), args.num_cpus, args.block_rows)
+        result = fn(args.one, args.run_dir, args.num_cpus, args.block_rows)
         print(json.dumps(result))
         return
     t0 = time.perf_counter()
@@ -253,20 +274,82 @@ def main() -> None:
     for n in args.sizes:
         run_dir = Path(tempfile.mkdtemp(prefix=f"scale-{n}-"))
         shutil.copytree(pool_dir / "concepts", run_dir / "concepts")
-        cmd = [sys.executable, __file__, "--one", str(n), "--run-dir", str(run_dir)]
-        cmd += ["--num-cpus", str(args.num_cpus), "--block-rows", str(args.block_rows)]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if done.returncode:
-            sys.exit(f"size {n} failed:\n{done.stderr[-4000:]}")
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        results.append(_one(args, n, str(run_dir), env))
         shutil.rmtree(run_dir, ignore_errors=True)
-        print(f"{n:,} combinations: {results[-1]['first']['total']:.1f} s", flush=True)
+    largest = results[-1]  # of the local sizes
     if args.kill_at:
-        kill = _kill_and_resume(results[-1], args, pool_dir, env)
+        kill = _kill_and_resume(largest, args, pool_dir, env)
+    if args.s3_size:
+        with _moto_server() as s3_env:
+            uri = f"s3://{s3_env.pop('BUCKET')}/scale-{args.s3_size}"
+            _upload_pool(pool_dir, uri, s3_env)
+            results.append({**_one(args, args.s3_size, uri, {**env, **s3_env}), "s3": True})
     shutil.rmtree(pool_dir, ignore_errors=True)
     _print(results)
     if args.kill_at:
-        _print_kill(results[-1], kill, args.kill_at)
+        _print_kill(largest, kill, args.kill_at)
+
+
+def _one(args, n: int, run_dir: str, env: dict) -> dict:
+    """One size in its own process (its own local Ray and peak RSS)."""
+    cmd = [sys.executable, __file__, "--one", str(n), "--run-dir", run_dir]
+    cmd += ["--num-cpus", str(args.num_cpus), "--block-rows", str(args.block_rows)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.exit(f"size {n} failed:\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    where = " on S3" if run_dir.startswith("s3://") else ""
+    print(f"{n:,} combinations{where}: {result['first']['total']:.1f} s", flush=True)
+    return result
+
+
+@contextlib.contextmanager
+def _moto_server():
+    """moto's S3 server on 127.0.0.1 (real HTTP), a bucket, and the environment to reach it."""
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = Path(sys.executable).with_name("moto_server")
+    exe = [str(server)] if server.exists() else [sys.executable, "-m", "moto.server"]
+    proc = subprocess.Popen([*exe, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "scale-benchmark",
+        "AWS_SECRET_ACCESS_KEY": "scale-benchmark",
+        "AWS_REGION": "us-east-1",
+    }
+    try:
+        for _ in range(150):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                              aws_access_key_id="scale-benchmark",
+                              aws_secret_access_key="scale-benchmark")  # fmt: skip
+        client.create_bucket(Bucket="scale")
+        yield {**env, "BUCKET": "scale"}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _upload_pool(pool_dir: Path, uri: str, env: dict) -> None:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from promptcot_ray.storage import RunDir
+
+        RunDir(uri).upload_dir(str(pool_dir / "concepts"), "concepts")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _child(args, n: int, run_dir: Path) -> list[str]:

@@ -168,5 +168,5 @@ def test_actor_pool_sizes_are_set_in_config_and_leave_the_hash_alone():
     assert (bigger.ray.actor_pools.labelling, bigger.ray.actor_pools.grading) == (16, 8)
     # how fast a job runs, not what it writes: a finished stage is not re-run for it
     assert config_hash(bigger) == config_hash(cfg)
-    with pytest.raises(ConfigError, match="ray.actor_pools.tokenising"):
+    with pytest.raises(ConfigError, match=r"ray\.actor_pools\.tokenising"):
         load_config(SynthesizeConfig, LOCAL, ["ray.actor_pools.tokenising=0"])
