@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from promptcot_ray import records as R
-from promptcot_ray.config import QualityConfig
+from promptcot_ray.quality.config import QualityConfig
 from promptcot_ray.storage import RunDir
 from promptcot_ray.table_schemas import ACCEPTED_SCHEMA
 

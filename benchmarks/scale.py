@@ -92,8 +92,9 @@ def _rss_mb() -> float:
 
 
 def _config(n: int, run_dir: str, block_rows: int):
-    from promptcot_ray.config import SynthesizeConfig, load_config
+    from promptcot_ray.config import load_config
     from promptcot_ray.rehearsal import rehearsed
+    from promptcot_ray.synthesis.config import SynthesizeConfig
 
     sets = [f"storage.run_dir={run_dir}", "pool.source=run"]
     sets += [f"combinations.num_combinations={n}", f"checkpoint_rows={block_rows}"]

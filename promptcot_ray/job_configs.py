@@ -13,10 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from promptcot_ray.config import ConceptsConfig, QualityConfig, RationalesConfig, SynthesizeConfig
+from promptcot_ray.concepts.config import ConceptsConfig
 from promptcot_ray.distill.config import DistillConfig
 from promptcot_ray.evaluate.config import EvaluateConfig
 from promptcot_ray.pipeline.config import PipelineConfig
+from promptcot_ray.quality.config import QualityConfig
+from promptcot_ray.rationales.config import RationalesConfig
+from promptcot_ray.synthesis.config import SynthesizeConfig
 from promptcot_ray.train.config import TrainConfig
 
 

@@ -21,18 +21,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from promptcot_ray import layout
-from promptcot_ray.config import (
-    BenchmarkSource,
-    ConfigError,
-    LLMConfig,
-    PoolConfig,
-    SeedSource,
-    StorageConfig,
-)
+from promptcot_ray.concepts.config import SeedSource
+from promptcot_ray.config import ConfigError, LLMConfig, StorageConfig
 from promptcot_ray.errors import UserError
 from promptcot_ray.input_checks import Wanted, check_rows, is_dir, locate
+from promptcot_ray.quality.config import BenchmarkSource
 from promptcot_ray.sources import is_external
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import PoolConfig
 
 logger = logging.getLogger(__name__)
 

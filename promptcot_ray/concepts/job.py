@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
+from promptcot_ray.concepts.config import ConceptsConfig, PoolBuildConfig
 from promptcot_ray.concepts.extract import (
     EXTRACTED_SCHEMA,
     BuildConceptRequest,
@@ -26,12 +27,7 @@ from promptcot_ray.concepts.extract import (
 )
 from promptcot_ray.concepts.seeds import prepare_seeds, read_seed_rows
 from promptcot_ray.concepts.store import POOL_DIR, write_pool
-from promptcot_ray.config import (
-    ConceptsConfig,
-    ConfigError,
-    PoolBuildConfig,
-    config_hash,
-)
+from promptcot_ray.config import ConfigError, config_hash
 from promptcot_ray.error_budget import TooManyErrors, check_error_fraction
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import run_llm_stage

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from promptcot_ray import records as R
-from promptcot_ray.config import ConfigError, SeedSource, StorageConfig
+from promptcot_ray.concepts.config import SeedSource
+from promptcot_ray.config import ConfigError, StorageConfig
 from promptcot_ray.levels import match_level
 from promptcot_ray.sources import jsonl_rows
 from promptcot_ray.storage import RunDir

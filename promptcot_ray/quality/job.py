@@ -19,8 +19,9 @@ import pyarrow as pa
 
 from promptcot_ray import catalog, layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray.config import QualityConfig, config_hash, config_to_yaml
+from promptcot_ray.config import config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
+from promptcot_ray.quality.config import QualityConfig
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, NgramIndex, build_index
 from promptcot_ray.quality.dedup import (
     Decision,

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 
 from promptcot_ray import layout
 from promptcot_ray import records as R
-from promptcot_ray.config import BenchmarkSource, ConfigError, StorageConfig
+from promptcot_ray.config import ConfigError, StorageConfig
+from promptcot_ray.quality.config import BenchmarkSource
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, Reference, benchmark_source
 from promptcot_ray.sources import read_hf, strict_jsonl_rows
 from promptcot_ray.storage import RunDir

@@ -18,11 +18,12 @@ import pyarrow.compute as pc
 from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
 from promptcot_ray.concepts.job import EXTRACTED_DIR, read_extracted
-from promptcot_ray.config import ConfigError, RationalesConfig, config_hash, config_to_yaml
+from promptcot_ray.config import ConfigError, config_hash, config_to_yaml
 from promptcot_ray.error_budget import TooManyErrors, check_error_fraction
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import HELPER_CPUS, dataset_from_table, write_rows
 from promptcot_ray.model_paths import with_run_models
+from promptcot_ray.rationales.config import RationalesConfig
 from promptcot_ray.rationales.stages import (
     RATIONALE_SCHEMA,
     BuildRationaleRequest,

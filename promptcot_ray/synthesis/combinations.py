@@ -23,8 +23,8 @@ from promptcot_ray.concepts.sampler import (
     find_duplicate_combinations,
     sample_combination_arrays,
 )
-from promptcot_ray.config import CombinationConfig
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import CombinationConfig
 from promptcot_ray.table_schemas import COMBINATION_SCHEMA
 
 logger = logging.getLogger(__name__)

@@ -17,13 +17,14 @@ import pyarrow.compute as pc
 
 from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray.config import SynthesizeConfig, config_hash, config_to_yaml
+from promptcot_ray.config import config_hash, config_to_yaml
 from promptcot_ray.ledger import StageRecord, append_records
 from promptcot_ray.llm_stage import dataset_from_table, helper_cpus, write_rows
 from promptcot_ray.model_paths import with_run_models
 from promptcot_ray.resume import without_written
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import combinations as combos_mod
+from promptcot_ray.synthesis.config import SynthesizeConfig
 from promptcot_ray.synthesis.outputs import OUTPUT_TABLES, RoundCounts, finalize
 from promptcot_ray.synthesis.pool_source import resolve_pool
 from promptcot_ray.table_schemas import results_schema
@@ -398,8 +399,8 @@ def finished_round(run_dir: RunDir, round_dir: str, cfg: SynthesizeConfig) -> Ru
 
 def run_quality_gates(cfg: SynthesizeConfig) -> dict[str, str]:
     """The quality job's Ray Data stages over every round's accepted rows (config switch)."""
-    from promptcot_ray.config import QualityConfig
     from promptcot_ray.quality import job as quality
+    from promptcot_ray.quality.config import QualityConfig
 
     qcfg = QualityConfig(storage=cfg.storage, ray=cfg.ray, **dict(cfg.quality))
     try:

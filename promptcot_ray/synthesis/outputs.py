@@ -23,9 +23,9 @@ import pyarrow.compute as pc
 
 from promptcot_ray import layout, stage_marker
 from promptcot_ray import records as R
-from promptcot_ray.config import JudgeConfig
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import split
+from promptcot_ray.synthesis.config import JudgeConfig
 from promptcot_ray.table_schemas import (
     judge_column,
 )

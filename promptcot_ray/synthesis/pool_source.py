@@ -25,9 +25,10 @@ from promptcot_ray.concepts.store import (
     stored_pool_version,
     write_pool,
 )
-from promptcot_ray.config import ConfigError, PoolConfig, StorageConfig
+from promptcot_ray.config import ConfigError, StorageConfig
 from promptcot_ray.records import make_id
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import PoolConfig
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from promptcot_ray.config import QuotaConfig
+from promptcot_ray.synthesis.config import QuotaConfig
 
 FREE = "*"  # the bucket of every level without a per-level target
 

@@ -23,10 +23,11 @@ import pyarrow.compute as pc
 from promptcot_ray import layout
 from promptcot_ray import records as R
 from promptcot_ray.concepts.pool import ConceptPool
-from promptcot_ray.config import SynthesizeConfig, config_hash
+from promptcot_ray.config import config_hash
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import combinations as combos_mod
 from promptcot_ray.synthesis import quota as Q
+from promptcot_ray.synthesis.config import SynthesizeConfig
 
 logger = logging.getLogger(__name__)
 

@@ -21,11 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
-from promptcot_ray.config import SynthesizeConfig, config_hash
+from promptcot_ray.config import config_hash
 from promptcot_ray.errors import UserError
 from promptcot_ray.resume import finished_rows
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import quota as Q
+from promptcot_ray.synthesis.config import SynthesizeConfig
 from promptcot_ray.synthesis.quota_combinations import QuotaCombinations
 from promptcot_ray.synthesis.stages import judge_column
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from promptcot_ray import records as R
-from promptcot_ray.config import JudgeConfig
+from promptcot_ray.synthesis.config import JudgeConfig
 from promptcot_ray.table_schemas import (
     ACCEPTED_SCHEMA,
     DRAFTS_SCHEMA,

@@ -13,12 +13,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from promptcot_ray import records as R
-from promptcot_ray.config import JudgeConfig, LLMConfig
+from promptcot_ray.config import LLMConfig
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, sampling_params, with_json_schema
 from promptcot_ray.parsing import parse_draft, parse_judgement
 from promptcot_ray.parsing.judgement_json import parse_judgement_json
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.prompts import judge as judge_prompt
+from promptcot_ray.synthesis.config import JudgeConfig
 from promptcot_ray.table_schemas import (
     JUDGE_FIELD_TYPES,
     RESULT_COMBINATION_FIELDS,

@@ -11,10 +11,11 @@ import pyarrow as pa
 import pytest
 
 from promptcot_ray import records as R
-from promptcot_ray.config import SynthesizeConfig, load_config
+from promptcot_ray.config import load_config
 from promptcot_ray.llm.format_tuning import TOY_PROBLEMS, TOY_RATIONALES
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import SynthesizeConfig
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_CONFIG = REPO / "jobs" / "configs" / "local.yaml"

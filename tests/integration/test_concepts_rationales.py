@@ -9,10 +9,12 @@ import pyarrow.compute as pc
 import pytest
 
 from promptcot_ray import records as R
+from promptcot_ray.concepts.config import ConceptsConfig
 from promptcot_ray.concepts.store import read_pool
-from promptcot_ray.config import ConceptsConfig, RationalesConfig, load_config
+from promptcot_ray.config import load_config
 from promptcot_ray.ledger import read_ledger
 from promptcot_ray.prompts import generator as generator_prompt
+from promptcot_ray.rationales.config import RationalesConfig
 from promptcot_ray.storage import RunDir
 
 from .helpers import REPO, read_round, synth_config

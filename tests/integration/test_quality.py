@@ -9,8 +9,8 @@ import pytest
 
 from promptcot_ray import records as R
 from promptcot_ray.concepts.seeds import SEEDS_SCHEMA
-from promptcot_ray.config import QualityConfig
 from promptcot_ray.ledger import read_ledger
+from promptcot_ray.quality.config import QualityConfig
 from promptcot_ray.quality.job import run
 from promptcot_ray.storage import RunDir
 from promptcot_ray.table_schemas import ACCEPTED_SCHEMA

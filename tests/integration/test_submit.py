@@ -200,7 +200,8 @@ def test_a_worker_node_killed_mid_synthesize_loses_and_doubles_no_row(
     """Issue #17: the worker node of the two-node cluster dies mid-round (every process of
     it SIGKILLed); the submitted job finishes (Ray retries the lost tasks on the head), or a
     re-submission does, with exactly the combinations an uninterrupted run decides."""
-    from promptcot_ray.config import SynthesizeConfig, load_config
+    from promptcot_ray.config import load_config
+    from promptcot_ray.synthesis.config import SynthesizeConfig
     from promptcot_ray.synthesis.job import run
 
     state, client_env = local_cluster

@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from promptcot_ray.config import DEFAULT_BENCHMARKS, StorageConfig
+from promptcot_ray.config import StorageConfig
 from promptcot_ray.evaluate.config import DEFAULT_EVAL_SETS
 from promptcot_ray.evaluate.sets import load_set
+from promptcot_ray.quality.config import DEFAULT_BENCHMARKS
 from promptcot_ray.quality.decontam import build_index, first_hits
 from promptcot_ray.quality.normalize import words
 from promptcot_ray.quality.references import load_benchmark

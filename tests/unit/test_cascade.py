@@ -8,7 +8,6 @@ import pyarrow as pa
 import pytest
 
 from promptcot_ray import records as R
-from promptcot_ray.config import JudgeConfig, SynthesizeConfig
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN
 from promptcot_ray.prompts.generator import format_completion
 from promptcot_ray.prompts.judge import format_judgement_json
@@ -16,6 +15,7 @@ from promptcot_ray.report.agreement import agreement
 from promptcot_ray.report.collect import RoundData, RunData
 from promptcot_ray.synthesis import stages as S
 from promptcot_ray.synthesis.cascade import Cascade, audited, rejected_before
+from promptcot_ray.synthesis.config import JudgeConfig, SynthesizeConfig
 from promptcot_ray.synthesis.outputs import RoundCounts, count_rows
 from promptcot_ray.synthesis.verdict import decide
 

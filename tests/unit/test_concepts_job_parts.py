@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from promptcot_ray import records as R
+from promptcot_ray.concepts.config import SeedSource
 from promptcot_ray.concepts.extract import (
     EXTRACTED_SCHEMA,
     BuildConceptRequest,
@@ -15,7 +16,7 @@ from promptcot_ray.concepts.extract import (
 from promptcot_ray.concepts.merge import apply_merge, merge_map
 from promptcot_ray.concepts.pool import build_pool
 from promptcot_ray.concepts.seeds import prepare_seeds, seed_id
-from promptcot_ray.config import LLMConfig, SeedSource
+from promptcot_ray.config import LLMConfig
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN
 from promptcot_ray.rationales.stages import CollectRationale, problem_overlap
 

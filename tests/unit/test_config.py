@@ -10,12 +10,12 @@ import yaml
 from promptcot_ray.config import (
     ConfigError,
     StorageConfig,
-    SynthesizeConfig,
     apply_overrides,
     config_hash,
     config_to_yaml,
     load_config,
 )
+from promptcot_ray.synthesis.config import SynthesizeConfig
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL = REPO / "jobs" / "configs" / "local.yaml"
@@ -136,7 +136,7 @@ def test_shipped_student_configs_carry_the_method_settings():
 
 
 def test_synthesize_quality_switch_takes_the_quality_gate_settings(tmp_path):
-    from promptcot_ray.config import QualityConfig, QualityGates
+    from promptcot_ray.quality.config import QualityConfig, QualityGates
 
     off = load_config(SynthesizeConfig, LOCAL)
     assert off.quality is None

@@ -7,11 +7,12 @@ import pyarrow as pa
 import pytest
 
 from promptcot_ray import records as R
-from promptcot_ray.config import CombinationConfig, SynthesizeConfig, load_config
+from promptcot_ray.config import load_config
 from promptcot_ray.resume import without_written
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis import job
 from promptcot_ray.synthesis.combinations import combinations_table
+from promptcot_ray.synthesis.config import CombinationConfig, SynthesizeConfig
 from promptcot_ray.synthesis.outputs import finalize
 from promptcot_ray.table_schemas import results_schema
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from promptcot_ray.config import SynthesizeConfig, load_config
+from promptcot_ray.config import load_config
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import SynthesizeConfig
 from promptcot_ray.synthesis.job import JobFailed, check_engine_settings
 
 from .test_cli import REPO

@@ -20,23 +20,18 @@ from typer.testing import CliRunner
 
 from promptcot_ray import records as R
 from promptcot_ray.cli import app
-from promptcot_ray.config import (
-    BenchmarkSource,
-    JudgeConfig,
-    LLMConfig,
-    StorageConfig,
-    SynthesizeConfig,
-    config_to_yaml,
-)
+from promptcot_ray.config import LLMConfig, StorageConfig, config_to_yaml
 from promptcot_ray.distill.config import DistillConfig
 from promptcot_ray.distill.job import LABELS_DIR, SFT_DIR, SOLUTIONS_DIR, STAGE_SOLVE
 from promptcot_ray.distill.labeling import LABEL_SCHEMA, SFT_SCHEMA, LabelProblem
 from promptcot_ray.export import ExportError, export_run
 from promptcot_ray.export.writers import push_to_hub
 from promptcot_ray.ledger import StageRecord, append_records
+from promptcot_ray.quality.config import BenchmarkSource
 from promptcot_ray.quality.outputs import KEPT_DIR
 from promptcot_ray.solve.solutions import check_solution
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import JudgeConfig, SynthesizeConfig
 from promptcot_ray.table_schemas import solution_schema
 from tests.unit.test_report import ROUNDS, _pool, _quality, _synthesis_round
 

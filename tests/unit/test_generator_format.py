@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-from promptcot_ray.config import GeneratorConfig, RationalesConfig, SynthesizeConfig
 from promptcot_ray.llm.stops import NoChatTemplate, end_of_turn_ids, generator_stop_ids
 from promptcot_ray.parsing import parse_draft
 from promptcot_ray.prompts import generator as gp
+from promptcot_ray.rationales.config import RationalesConfig
 from promptcot_ray.rationales.scoring import scoring_tokens
 from promptcot_ray.rationales.stages import CollectRationale
+from promptcot_ray.synthesis.config import GeneratorConfig, SynthesizeConfig
 from promptcot_ray.synthesis.stages import BuildGenerationRequest
 from promptcot_ray.train.examples import IGNORE_INDEX, encode
 

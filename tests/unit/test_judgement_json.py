@@ -9,13 +9,14 @@ import json
 import pytest
 
 from promptcot_ray import records as R
-from promptcot_ray.config import JudgeConfig, LLMConfig
+from promptcot_ray.config import LLMConfig
 from promptcot_ray.llm.engine import STRUCTURED_OUTPUTS_KEY, _ToChatPayload
 from promptcot_ray.parsing import SOURCE_RATINGS, verdict_from_ratings
 from promptcot_ray.parsing.judgement_json import SOURCE_JSON_VERDICT, parse_judgement_json
 from promptcot_ray.prompts import judge
 from promptcot_ray.records import CRITERIA, RATINGS
 from promptcot_ray.synthesis import stages as S
+from promptcot_ray.synthesis.config import JudgeConfig
 
 ALL_PERFECT = dict.fromkeys(CRITERIA, "perfect")
 

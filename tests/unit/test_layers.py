@@ -28,13 +28,16 @@ KNOWN = {
         "promptcot_ray.synthesis.quota_combinations",
     },
     # synthesize can run the quality gates after its round (a config switch)
-    ("synthesis", "quality"): {"promptcot_ray.synthesis.job"},
+    ("synthesis", "quality"): {"promptcot_ray.synthesis.config", "promptcot_ray.synthesis.job"},
     # format tuning (a devtools fixture) and rehearsal replies build concept lists
     ("llm", "concepts"): {"promptcot_ray.llm.format_tuning", "promptcot_ray.llm.rehearsal_replies"},
     # preflight checks every job's config before any engine starts
+    ("preflight", "concepts"): {"promptcot_ray.preflight"},
     ("preflight", "distill"): {"promptcot_ray.preflight"},
     ("preflight", "evaluate"): {"promptcot_ray.preflight"},
     ("preflight", "pipeline"): {"promptcot_ray.preflight"},
+    ("preflight", "quality"): {"promptcot_ray.preflight"},
+    ("preflight", "synthesis"): {"promptcot_ray.preflight"},
     ("preflight", "train"): {"promptcot_ray.preflight"},
     # rehearsal caps training steps; the end-of-job tables print a round's counts
     ("rehearsal", "train"): {"promptcot_ray.rehearsal"},

@@ -8,13 +8,15 @@ import json
 import pytest
 
 from promptcot_ray import records as R
+from promptcot_ray.concepts.config import SeedSource
 from promptcot_ray.concepts.extract import BuildConceptRequest, CollectConcepts
 from promptcot_ray.concepts.seeds import prepare_seeds
-from promptcot_ray.config import CombinationConfig, LLMConfig, SeedSource
+from promptcot_ray.config import LLMConfig
 from promptcot_ray.levels import match_level, stated_level
 from promptcot_ray.prompts import concepts as concept_prompt
 from promptcot_ray.prompts import generator as generator_prompt
 from promptcot_ray.rationales.stages import BuildRationaleRequest, CollectRationale
+from promptcot_ray.synthesis.config import CombinationConfig
 
 LLM = LLMConfig(model="m", device="cpu")
 

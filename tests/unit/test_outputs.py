@@ -5,8 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 from promptcot_ray import records as R
-from promptcot_ray.config import JudgeConfig, LLMConfig
+from promptcot_ray.config import LLMConfig
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import JudgeConfig
 from promptcot_ray.synthesis.outputs import finalize
 from promptcot_ray.synthesis.stages import JUDGE_FIELDS, judge_column
 from promptcot_ray.table_schemas import results_schema

@@ -10,8 +10,9 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from promptcot_ray.config import LLMConfig, SynthesizeConfig, load_config
+from promptcot_ray.config import LLMConfig, load_config
 from promptcot_ray.llm.engine import placement_group_config
+from promptcot_ray.synthesis.config import SynthesizeConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SYNTH_400K = REPO / "jobs/configs/400k/synthesize.yaml"

@@ -11,7 +11,8 @@ import pytest
 from datasketch import MinHash
 
 from promptcot_ray import records as R
-from promptcot_ray.config import QualityConfig, load_config
+from promptcot_ray.config import load_config
+from promptcot_ray.quality.config import QualityConfig
 from promptcot_ray.quality.decontam import SEEDS_SOURCE, Reference, build_index, first_hits
 from promptcot_ray.quality.dedup import (
     near_pair_ids,

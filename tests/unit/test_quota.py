@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from promptcot_ray.config import QuotaConfig, SynthesizeConfig
 from promptcot_ray.synthesis import quota as Q
+from promptcot_ray.synthesis.config import QuotaConfig, SynthesizeConfig
 from promptcot_ray.synthesis.quota_combinations import combination_keys
 
 LEVELS = ("AMC12", "AIME", "USAMO")
@@ -79,10 +79,11 @@ def test_a_gpu_hours_budget_caps_the_wave_at_the_measured_rate_then_ends_the_rou
 def test_held_gpus_and_the_clock_count_as_the_plan_prices(tmp_path, monkeypatch):
     """Replicas at their max x TP of every GPU vLLM pool; the clock adds each wave's wall
     time x those GPUs and keeps it in the round folder, so a re-run adds to it."""
-    from promptcot_ray.config import JudgeConfig, LLMConfig
+    from promptcot_ray.config import LLMConfig
     from promptcot_ray.errors import UserError
     from promptcot_ray.storage import RunDir
     from promptcot_ray.synthesis import quota_round
+    from promptcot_ray.synthesis.config import JudgeConfig
 
     cfg = SynthesizeConfig(
         generator=LLMConfig(model="g", replicas=[2, 8]),

@@ -67,7 +67,7 @@ def test_keep_best_keeps_one_per_seed_with_deterministic_ties():
 
 
 def test_best_of_n_needs_a_scorer():
-    from promptcot_ray.config import RationalesConfig
+    from promptcot_ray.rationales.config import RationalesConfig
 
     with pytest.raises(ValueError, match="scorer"):
         RationalesConfig(writer={"model": "m"}, best_of_n=2)

@@ -13,7 +13,7 @@ import pytest
 
 from promptcot_ray import records as R
 from promptcot_ray.concepts.extract import BuildConceptRequest, CollectConcepts
-from promptcot_ray.config import GeneratorConfig, JudgeConfig, LLMConfig
+from promptcot_ray.config import LLMConfig
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, build_processor
 from promptcot_ray.llm.rehearsal import RehearsalProcessor, RehearseRows, reply_kind
 from promptcot_ray.llm.rehearsal_config import REHEARSAL_MODEL, RehearsalConfig
@@ -23,6 +23,7 @@ from promptcot_ray.rationales.stages import BuildRationaleRequest, CollectRation
 from promptcot_ray.solve.solutions import REASON_TRUNCATED
 from promptcot_ray.solve.stage import BuildSolveRequest, CollectSolution
 from promptcot_ray.synthesis import stages as S
+from promptcot_ray.synthesis.config import GeneratorConfig, JudgeConfig
 
 N = 2000
 

@@ -31,7 +31,7 @@ from promptcot_ray import records as R
 from promptcot_ray.cli import app
 from promptcot_ray.concepts.pool import make_pool
 from promptcot_ray.concepts.store import write_pool
-from promptcot_ray.config import JudgeConfig, LLMConfig, StorageConfig, SynthesizeConfig
+from promptcot_ray.config import LLMConfig, StorageConfig
 from promptcot_ray.distill.job import LABELS_DIR, SOLUTIONS_DIR, STAGE_SOLVE
 from promptcot_ray.distill.labeling import LABEL_SCHEMA, STAGE_LABEL
 from promptcot_ray.distill.labels import REASON_LOW_CONFIDENCE
@@ -49,6 +49,7 @@ from promptcot_ray.report.job import NoRunDirectory
 from promptcot_ray.solve.solutions import REASON_NO_BOXED, REASON_TRUNCATED
 from promptcot_ray.storage import RunDir
 from promptcot_ray.synthesis.combinations import COMBINATION_SCHEMA
+from promptcot_ray.synthesis.config import JudgeConfig, SynthesizeConfig
 from promptcot_ray.synthesis.job import ledger_records
 from promptcot_ray.synthesis.outputs import finalize
 from promptcot_ray.synthesis.stages import JUDGE_FIELDS, judge_column

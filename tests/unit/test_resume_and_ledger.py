@@ -7,12 +7,13 @@ import pyarrow as pa
 import pytest
 
 from promptcot_ray import records as R
-from promptcot_ray.config import PoolConfig, StorageConfig
+from promptcot_ray.config import StorageConfig
 from promptcot_ray.error_budget import TooManyErrors, check_error_fraction
 from promptcot_ray.ledger import StageRecord, append_records, read_ledger
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN, _FromChatResponse
 from promptcot_ray.resume import finished_rows, without_written
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import PoolConfig
 
 
 def test_error_rows_are_not_done_and_finished_copies_win(tmp_path):

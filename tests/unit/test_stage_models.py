@@ -11,8 +11,9 @@ import yaml
 from typer.testing import CliRunner
 
 from promptcot_ray.cli import app
-from promptcot_ray.config import SynthesizeConfig, load_config
+from promptcot_ray.config import load_config
 from promptcot_ray.staging.models import STAGED_MARKER
+from promptcot_ray.synthesis.config import SynthesizeConfig
 from promptcot_ray.train.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 from promptcot_ray import records as R
-from promptcot_ray.config import JudgeConfig, LLMConfig
+from promptcot_ray.config import LLMConfig
 from promptcot_ray.llm.engine import INFERENCE_ERROR_COLUMN
 from promptcot_ray.prompts.generator import format_completion
 from promptcot_ray.prompts.judge import format_judgement_json
 from promptcot_ray.synthesis import stages as S
+from promptcot_ray.synthesis.config import JudgeConfig
 
 LLM = LLMConfig(model="m", device="cpu", max_tokens=100, seed=3)
 JUDGE = JudgeConfig(name="j", llm=LLM)  # the default: schema replies

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from promptcot_ray.config import JudgeConfig, LLMConfig, StorageConfig, SynthesizeConfig
+from promptcot_ray.config import LLMConfig, StorageConfig
 from promptcot_ray.ledger import StageRecord, append_records, read_ledger
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import JudgeConfig, SynthesizeConfig
 from promptcot_ray.tracking import TrackingConfig
 from promptcot_ray.tracking.mlflow_sink import STATE_FILE, sync
 from promptcot_ray.train.loop import CURVE_FILE, curve_from_csv

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from promptcot_ray.config import ConfigError, LLMConfig, SynthesizeConfig, load_config
+from promptcot_ray.config import ConfigError, LLMConfig, load_config
 from promptcot_ray.llm.format_tuning import generator_sft_rows
 from promptcot_ray.model_paths import resolve_model, with_run_models
 from promptcot_ray.sources import read_rows
 from promptcot_ray.storage import RunDir
+from promptcot_ray.synthesis.config import SynthesizeConfig
 from promptcot_ray.train.config import TrainConfig
 from promptcot_ray.train.deepspeed_config import (
     deepspeed_config,
