@@ -42,14 +42,15 @@ class Dataset:
     extra_columns: str = ""  # prefix of columns a file may add (results: one set per judge)
 
     def rel(self, key: int | str | None = None) -> str:
-        return self.path(key) if self.scope != RUN else self.path()
+        return self.path(key)
 
     def marker_rel(self, key: int | str | None = None) -> str:
-        return self.marker(key) if self.scope != RUN else self.marker()
+        return self.marker(key)
 
 
-def _fixed(rel: str) -> Callable[[], str]:
-    return lambda: rel
+def _fixed(rel: str) -> Callable[..., str]:
+    """A run-wide dataset's path: the same whatever the key."""
+    return lambda _key=None: rel
 
 
 def _round(part: str, k: int) -> str:
@@ -196,15 +197,18 @@ def inspect(run: RunDir, dataset: Dataset, key: int | str | None = None) -> Foun
     problems: list[str] = []
     rows = 0
     if dataset.schema is not None:
-        rows = run.count_rows(files)
-        # each file's own schema (a writer that drifted in one file is caught, not unified
-        # away by a dataset schema), footers fetched concurrently
+        # each file's own footer, fetched concurrently and once: its row count and its own
+        # schema (a writer that drifted in one file is caught, not unified away)
         with ThreadPoolExecutor(FOOTER_THREADS) as pool:
-            schemas = pool.map(lambda f: pq.read_schema(run.path(f), filesystem=run.fs), files)
-            for file, schema in zip(files, schemas, strict=True):
-                problems += [
-                    f"{posixpath.basename(file)}: {p}" for p in schema_problems(dataset, schema)
-                ]
+            footers = list(
+                pool.map(lambda f: pq.read_metadata(run.path(f), filesystem=run.fs), files)
+            )
+        rows = sum(footer.num_rows for footer in footers)
+        for file, footer in zip(files, footers, strict=True):
+            schema = footer.schema.to_arrow_schema()
+            problems += [
+                f"{posixpath.basename(file)}: {p}" for p in schema_problems(dataset, schema)
+            ]
     complete = run.is_complete(dataset.marker_rel(key))
     return Found(dataset, key, rel, len(files), rows, complete, tuple(problems))
 
