@@ -78,12 +78,13 @@ def funnel(run: RunDir) -> list[dict[str, Any]]:
             entry.update(combinations=line["rows_in"], accepted=line["rows_out"])
         elif line["stage"] == "generate":
             entry["parsed"] = line["rows_out"]
-    for rel in run.list_files(layout.SYNTHESIS, "stats.json"):  # rounds the ledger lacks
-        rnd = layout.round_index(rel.split("/")[1])
-        if rnd is None:
-            continue
-        total = run.read_json(rel).get("total")
-        if rnd not in rounds and total:
+    # rounds the ledger lacks: one listing of the round folders (not of every results file
+    # under synthesis/), and only those rounds' stats.json read
+    found = (layout.round_index(d) for d in run.list_dirs(layout.SYNTHESIS))
+    for rnd in sorted(k for k in found if k is not None and k not in rounds):
+        rel = layout.round_part(rnd, "stats.json")
+        total = run.read_json(rel).get("total") if run.exists(rel) else None
+        if total:
             rounds[rnd] = {"round": rnd, "combinations": total["rows_in"]}
             rounds[rnd]["accepted"] = total["rows_out"]
     for entry in rounds.values():

@@ -306,3 +306,22 @@ def test_an_s3_run_exports_into_the_bucket(run_root, s3_env):
     assert sorted(r["extra_info"]["id"] for r in rows) == sorted(confident(run_root))
     assert sorted(manifest["ids"]) == sorted(confident(run_root))
     assert out.read_text("README.md").startswith("---\n")
+
+
+def test_the_card_funnel_takes_a_round_missing_from_the_ledger_from_its_stats(tmp_path):
+    from promptcot_ray import layout
+    from promptcot_ray.export.card import funnel
+
+    run = RunDir(str(tmp_path))
+    total = StageRecord(job="synthesize", stage="total", rows_in=40, rows_out=10)
+    total.extra = {"round": 0}
+    append_records(run, [total])
+    # round 0's stats disagree with its ledger line: the ledger wins; round 1 has stats only
+    run.write_json(layout.round_part(0, "stats.json"), {"total": {"rows_in": 1, "rows_out": 1}})
+    run.write_json(layout.round_part(1, "stats.json"), {"total": {"rows_in": 20, "rows_out": 4}})
+    run.write_json(layout.round_part(2, "stats.json"), {})  # a round without totals: left out
+    (tmp_path / "synthesis" / "not-a-round").mkdir()
+    assert funnel(run) == [
+        {"round": 0, "combinations": 40, "accepted": 10, "accept_rate": 0.25},
+        {"round": 1, "combinations": 20, "accepted": 4, "accept_rate": 0.2},
+    ]
