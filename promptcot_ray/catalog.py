@@ -188,6 +188,14 @@ class Found:
     problems: tuple[str, ...]
 
 
+def _footer(run: RunDir, rel: str) -> pq.FileMetaData | str:
+    """A Parquet file's footer, or why it cannot be read (truncated, not Parquet, gone)."""
+    try:
+        return pq.read_metadata(run.path(rel), filesystem=run.fs)
+    except (OSError, pa.ArrowException) as exc:
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
 def inspect(run: RunDir, dataset: Dataset, key: int | str | None = None) -> Found | None:
     """Files, rows (footers only) and schema problems of one instance; None when absent."""
     rel = dataset.rel(key)
@@ -200,15 +208,15 @@ def inspect(run: RunDir, dataset: Dataset, key: int | str | None = None) -> Foun
         # each file's own footer, fetched concurrently and once: its row count and its own
         # schema (a writer that drifted in one file is caught, not unified away)
         with ThreadPoolExecutor(FOOTER_THREADS) as pool:
-            footers = list(
-                pool.map(lambda f: pq.read_metadata(run.path(f), filesystem=run.fs), files)
-            )
-        rows = sum(footer.num_rows for footer in footers)
+            footers = list(pool.map(lambda f: _footer(run, f), files))
         for file, footer in zip(files, footers, strict=True):
+            name = posixpath.basename(file)
+            if isinstance(footer, str):  # fail closed: a file it cannot read is a problem
+                problems.append(f"{name}: unreadable: {footer}")
+                continue
+            rows += footer.num_rows
             schema = footer.schema.to_arrow_schema()
-            problems += [
-                f"{posixpath.basename(file)}: {p}" for p in schema_problems(dataset, schema)
-            ]
+            problems += [f"{name}: {p}" for p in schema_problems(dataset, schema)]
     complete = run.is_complete(dataset.marker_rel(key))
     return Found(dataset, key, rel, len(files), rows, complete, tuple(problems))
 

@@ -84,6 +84,11 @@ def test_a_file_that_drifted_from_its_schema_is_named_with_each_departure(tmp_pa
         "part-zz.parquet: unexpected column note",
     ]
     assert catalog.schema_problems(catalog.BY_NAME["accepted"], ACCEPTED_SCHEMA) == []
+    # a file that is not Parquet (a truncated write) is a problem, not a pass or a traceback
+    run.write_bytes(f"{layout.round_part(3, 'accepted')}/part-zzz.parquet", b"PAR1 cut off")
+    broken = catalog.inspect(run, catalog.BY_NAME["accepted"], 3)
+    assert broken.files == 3 and broken.rows == 2
+    assert any(p.startswith("part-zzz.parquet: unreadable: ") for p in broken.problems)
 
     result = runner.invoke(app, ["datasets", str(tmp_path)])
     assert result.exit_code == 1, result.output
