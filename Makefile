@@ -4,7 +4,7 @@ setup:            ## make .venv from scratch (CPU torch first, then the project)
 	bash scripts/setup.sh
 
 demo: setup       ## the README's main command: the whole pipeline on the embedded default
-	.venv/bin/promptcot-ray make-tiny-model .cache/tiny-llama-formats --teach-formats 200
+	.venv/bin/promptcot-ray make-tiny-model .cache/tiny-llama-formats --teach-formats 500
 	.venv/bin/promptcot-ray pipeline --config jobs/configs/pipeline-local.yaml
 
 test:             ## the README's test command
