@@ -20,10 +20,9 @@ quiet_pip() {  # quiet_pip PYTHON ARGS...: `PYTHON -m pip ARGS` without those li
 }
 pip_install() { quiet_pip "$VENV/bin/python" install "$@"; }
 pip_install -q --upgrade pip setuptools wheel
-# Pin torch in a constraints file so no later resolution can swap it for a CUDA build.
-CONSTRAINTS=$(mktemp)
-echo "torch==2.13.0" >"$CONSTRAINTS"
-echo "transformers<5.20" >>"$CONSTRAINTS"
+# Every version pinned (scripts/constraints.txt, from a .venv the suite passed on), torch
+# included, so no later resolution can swap it for a CUDA build or move any dependency.
+CONSTRAINTS=scripts/constraints.txt
 # pip's configured wheel folder on these machines holds torch-2.13.0+cpu; refuse a CUDA build.
 pip_install -q -c "$CONSTRAINTS" "torch==2.13.0"
 # -W: numpy comes with the project below; torch imported before it warns that it has none
