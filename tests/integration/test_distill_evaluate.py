@@ -12,8 +12,8 @@ from promptcot_ray.config import load_config
 from promptcot_ray.distill import labels as L
 from promptcot_ray.distill.config import DistillConfig
 from promptcot_ray.evaluate.config import EvalSet, EvaluateConfig
+from promptcot_ray.evaluate.difficulty import think_text
 from promptcot_ray.ledger import read_ledger
-from promptcot_ray.solve.solutions import THINK_CLOSE, THINK_OPEN
 from promptcot_ray.storage import RunDir
 from promptcot_ray.train.examples import prompt_messages
 
@@ -132,11 +132,7 @@ def test_evaluate_benchmarks_and_difficulty_of_the_distilled_set(distilled, form
         finished = [
             g for g in generations if g["benchmark"] == name and g[R.STATUS] != R.STATUS_ERROR
         ]
-        reasoned = any(
-            g["think_opened_by_prompt"]
-            or any(tag in (g["text"] or "") for tag in (THINK_OPEN, THINK_CLOSE))
-            for g in finished
-        )
+        reasoned = any(think_text(g["text"], g["think_opened_by_prompt"]) for g in finished)
         if reasoned:  # inside the think block only: fewer than all the tokens the model wrote
             total = summary.benchmarks[name]["mean_reasoning_tokens"]
             assert 0 < d["mean_reasoning_tokens"] < total, name
