@@ -44,24 +44,27 @@ _RAYLET_NOTICES = ("PYTHON worker processes have been started",)
 def quiet_raylet_notices() -> None:
     """Keep the raylet's worker-count notices off the driver's console (idempotent).
 
-    Ray prints the raylet's errors from a driver thread through `print_to_stdstream`, with
-    no filter or logger to hook; wrapping that one function is the only way to drop a
-    message and keep every other one (a dead actor, an OOM kill)."""
+    Ray prints the raylet's errors from a driver thread with no filter or logger to hook.
+    Every line it prints goes through `print_worker_logs`: the line as it came, the
+    deduplicator's "[repeated Nx across cluster]" summary of earlier ones, and what the
+    deduplicator still holds when Ray shuts down. Wrapping that one function is the only way
+    to drop this message on all three paths and keep every other one (a dead actor, an OOM
+    kill)."""
     from ray._private import worker as ray_worker
 
-    original = getattr(ray_worker, "print_to_stdstream", None)
+    original = getattr(ray_worker, "print_worker_logs", None)
     if original is None or getattr(original, "quiet_raylet_notices", False):
         return
 
-    def filtered(data: dict, ignore_prefix: bool) -> None:
+    def filtered(data: dict, print_file, ignore_prefix: bool = False) -> None:
         lines = data.get("lines") or []
         if data.get("pid") == "raylet" and any(n in x for x in lines for n in _RAYLET_NOTICES):
             logger.debug("raylet: %s", " ".join(lines)[:300])
             return
-        original(data, ignore_prefix)
+        original(data, print_file, ignore_prefix)
 
     filtered.quiet_raylet_notices = True  # type: ignore[attr-defined]
-    ray_worker.print_to_stdstream = filtered
+    ray_worker.print_worker_logs = filtered
 
 
 def _job_address() -> str | None:
