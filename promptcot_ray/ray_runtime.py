@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from promptcot_ray import layout
 from promptcot_ray.config import RayConfig
@@ -56,7 +56,7 @@ def quiet_raylet_notices() -> None:
     if original is None or getattr(original, "quiet_raylet_notices", False):
         return
 
-    def filtered(data: dict, print_file, ignore_prefix: bool = False) -> None:
+    def filtered(data: dict, print_file: TextIO, ignore_prefix: bool = False) -> None:
         lines = data.get("lines") or []
         if data.get("pid") == "raylet" and any(n in x for x in lines for n in _RAYLET_NOTICES):
             logger.debug("raylet: %s", " ".join(lines)[:300])
